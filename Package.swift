@@ -1,0 +1,30 @@
+// swift-tools-version:5.10
+import PackageDescription
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "AnySize",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "AnySize", targets: ["AnySize"]),
+        .executable(name: "anysize", targets: ["anysize"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        .target(name: "AnySizeKernels", dependencies: ["CBLAS"], swiftSettings: optimize),
+        .target(name: "AnySize", dependencies: ["AnySizeKernels", "CPNG"],
+                resources: [.copy("Resources")], swiftSettings: optimize),
+        .executableTarget(name: "anysize", dependencies: [
+            "AnySize", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: optimize),
+        .testTarget(name: "AnySizeKernelsTests", dependencies: ["AnySizeKernels"]),
+        .testTarget(name: "AnySizeTests", dependencies: ["AnySize"], resources: [.copy("Fixtures")]),
+    ]
+)

@@ -1,0 +1,59 @@
+import CBLAS
+
+/// Matrix products. This is the only file that calls CBLAS.
+public enum MatMul {
+    /// C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C, row-major, with leading dimensions.
+    /// `transA`/`transB` select op(X) = X^T (A stored as [k, m], B stored as [n, k]).
+    @inline(__always)
+    public static func gemm(transA: Bool = false, transB: Bool = false,
+                            m: Int, n: Int, k: Int, alpha: Float = 1,
+                            a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0,
+                            c: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition(m >= 0 && n >= 0 && k >= 0)
+        if m == 0 || n == 0 { return }
+        cblas_sgemm(CblasRowMajor,
+                    transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Batched C_i = op(A_i) op(B_i) for tensors [batch, ., .]; returns [batch, m, n].
+    public static func batched(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool = false,
+                               alpha: Float = 1) -> Tensor {
+        precondition(a.rank == 3 && b.rank == 3 && a.shape[0] == b.shape[0], "batched matmul needs [B, ., .] pairs")
+        let batch = a.shape[0]
+        let m = transA ? a.shape[2] : a.shape[1], k = transA ? a.shape[1] : a.shape[2]
+        let kb = transB ? b.shape[2] : b.shape[1], n = transB ? b.shape[1] : b.shape[2]
+        precondition(k == kb, "batched matmul inner dimensions \(a.shape) x \(b.shape)")
+        let out = Tensor(zeros: [batch, m, n])
+        for i in 0 ..< batch {
+            gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                 a: a.pointer + i * a.shape[1] * a.shape[2], lda: a.shape[2],
+                 b: b.pointer + i * b.shape[1] * b.shape[2], ldb: b.shape[2],
+                 c: out.pointer + i * m * n, ldc: n)
+        }
+        return out
+    }
+
+    /// y = x W^T + b for x [..., in], weight [out, in] (PyTorch `nn.Linear` layout), bias [out].
+    public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        let inFeatures = x.shape.last ?? 0
+        precondition(weight.rank == 2 && weight.shape[1] == inFeatures,
+                     "linear: input \(x.shape) does not fit weight \(weight.shape)")
+        let outFeatures = weight.shape[0]
+        let rows = x.count / max(inFeatures, 1)
+        var outShape = x.shape
+        outShape[outShape.count - 1] = outFeatures
+        let out = Tensor(zeros: outShape)
+        if let bias {
+            precondition(bias.count == outFeatures, "linear: bias \(bias.shape) for \(outFeatures) outputs")
+            for r in 0 ..< rows { (out.pointer + r * outFeatures).update(from: bias.pointer, count: outFeatures) }
+        }
+        gemm(transB: true, m: rows, n: outFeatures, k: inFeatures,
+             a: x.pointer, lda: inFeatures, b: weight.pointer, ldb: inFeatures,
+             beta: bias == nil ? 0 : 1, c: out.pointer, ldc: outFeatures)
+        return out
+    }
+}

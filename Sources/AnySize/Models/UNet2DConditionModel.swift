@@ -1,0 +1,198 @@
+import Foundation
+
+/// diffusers `UNet2DConditionModel` for Stable Diffusion 1.x / 2.x: 4 levels of
+/// CrossAttnDownBlock2D / DownBlock2D, a UNetMidBlock2DCrossAttn, and mirrored up blocks.
+/// Any latent size of at least 8x8: upsampled features are resized to the skip tensor's size, as
+/// diffusers' `upsample_size` does, so sizes that do not halve evenly work.
+public final class UNet2DConditionModel: @unchecked Sendable {
+    public let config: UNetConfig
+
+    struct DownBlock {
+        var resnets: [ResnetBlock2D]
+        var attentions: [Transformer2DModel]
+        var downsampler: Downsample2D?
+    }
+
+    struct UpBlock {
+        var resnets: [ResnetBlock2D]
+        var attentions: [Transformer2DModel]
+        var upsampler: Upsample2D?
+    }
+
+    let convIn: Conv2D
+    let timeLinear1: Linear, timeLinear2: Linear
+    let downBlocks: [DownBlock]
+    let midResnets: [ResnetBlock2D]
+    let midAttention: Transformer2DModel
+    let upBlocks: [UpBlock]
+    let convNormOut: GroupNorm
+    let convOut: Conv2D
+    /// Number of self-attention layers (the entropy report's layer count).
+    public let selfAttentionLayerCount: Int
+
+    /// Builds the model from diffusers-named parameters, checking every shape against `config`.
+    public init(config: UNetConfig, parameters store: ParameterStore) throws {
+        self.config = config
+        let s = ParameterScope(store)
+        let channels = config.blockOutChannels
+        let levels = channels.count
+        guard levels >= 1, config.downBlockTypes.count == levels, config.upBlockTypes.count == levels else {
+            throw AnySizeError(.unsupportedConfig,
+                "\(store.source): unet config has \(levels) block_out_channels but \(config.downBlockTypes.count) down / \(config.upBlockTypes.count) up blocks")
+        }
+        let supportedDown: Set<String> = ["CrossAttnDownBlock2D", "DownBlock2D"]
+        let supportedUp: Set<String> = ["CrossAttnUpBlock2D", "UpBlock2D"]
+        for t in config.downBlockTypes + config.upBlockTypes where !supportedDown.contains(t) && !supportedUp.contains(t) {
+            throw AnySizeError(.unsupportedConfig, "\(store.source): unet block type '\(t)' is not a Stable Diffusion 1.x/2.x block")
+        }
+        if let c = config.classEmbedType {
+            throw AnySizeError(.unsupportedConfig, "\(store.source): unet class_embed_type '\(c)' is not supported (only SD 1.x/2.x text-to-image UNets)")
+        }
+        if let a = config.additionEmbedType {
+            throw AnySizeError(.unsupportedConfig, "\(store.source): unet addition_embed_type '\(a)' (SDXL-style) is not supported; AnySize runs SD 1.x/2.x")
+        }
+        let groups = config.normNumGroups
+        let eps = Float(config.normEps)
+        let timeDim = channels[0] * 4
+        let ctx = config.crossAttentionDim
+
+        convIn = try s.conv("conv_in", in: config.inChannels, out: channels[0], kernel: 3, padding: 1)
+        timeLinear1 = try s["time_embedding"].linear("linear_1", in: channels[0], out: timeDim)
+        timeLinear2 = try s["time_embedding"].linear("linear_2", in: timeDim, out: timeDim)
+
+        var selfAttentionIndex = 0
+        func transformer(_ scope: ParameterScope, channels c: Int, level: Int) throws -> Transformer2DModel {
+            let heads = config.heads(level: level)
+            guard heads > 0, c % heads == 0 else {
+                throw AnySizeError(.unsupportedConfig, "\(store.source): unet level \(level) has \(c) channels, not divisible by \(heads) heads")
+            }
+            let layers = config.transformerLayersPerBlock[level]
+            let t = try Transformer2DModel(scope, channels: c, heads: heads, layers: layers, contextDim: ctx,
+                                           groups: groups, linearProjection: config.useLinearProjection,
+                                           level: level, firstSelfAttentionIndex: selfAttentionIndex)
+            selfAttentionIndex += layers
+            return t
+        }
+
+        var down: [DownBlock] = []
+        var outChannels = channels[0]
+        for level in 0 ..< levels {
+            let b = s["down_blocks.\(level)"]
+            let inChannels = outChannels
+            outChannels = channels[level]
+            let hasAttention = config.downBlockTypes[level] == "CrossAttnDownBlock2D"
+            var block = DownBlock(resnets: [], attentions: [], downsampler: nil)
+            for j in 0 ..< config.layersPerBlock {
+                block.resnets.append(try ResnetBlock2D(b["resnets.\(j)"], inChannels: j == 0 ? inChannels : outChannels,
+                                                       outChannels: outChannels, timeChannels: timeDim, groups: groups, eps: eps))
+                if hasAttention {
+                    block.attentions.append(try transformer(b["attentions.\(j)"], channels: outChannels, level: level))
+                }
+            }
+            if level < levels - 1 {
+                block.downsampler = try Downsample2D(b["downsamplers.0"], channels: outChannels, asymmetricPadding: false)
+            }
+            down.append(block)
+        }
+        downBlocks = down
+
+        let deepest = channels[levels - 1]
+        midResnets = try (0 ..< 2).map {
+            try ResnetBlock2D(s["mid_block.resnets.\($0)"], inChannels: deepest, outChannels: deepest,
+                              timeChannels: timeDim, groups: groups, eps: eps)
+        }
+        midAttention = try transformer(s["mid_block.attentions.0"], channels: deepest, level: levels - 1)
+
+        var up: [UpBlock] = []
+        let reversed = Array(channels.reversed())
+        var output = reversed[0]
+        for i in 0 ..< levels {
+            let b = s["up_blocks.\(i)"]
+            let level = levels - 1 - i
+            let prevOutput = output
+            output = reversed[i]
+            let input = reversed[min(i + 1, levels - 1)]
+            let hasAttention = config.upBlockTypes[i] == "CrossAttnUpBlock2D"
+            var block = UpBlock(resnets: [], attentions: [], upsampler: nil)
+            let layers = config.layersPerBlock + 1
+            for j in 0 ..< layers {
+                let skip = j == layers - 1 ? input : output
+                let resIn = j == 0 ? prevOutput : output
+                block.resnets.append(try ResnetBlock2D(b["resnets.\(j)"], inChannels: resIn + skip, outChannels: output,
+                                                       timeChannels: timeDim, groups: groups, eps: eps))
+                if hasAttention {
+                    block.attentions.append(try transformer(b["attentions.\(j)"], channels: output, level: level))
+                }
+            }
+            if i < levels - 1 { block.upsampler = try Upsample2D(b["upsamplers.0"], channels: output) }
+            up.append(block)
+        }
+        upBlocks = up
+        selfAttentionLayerCount = selfAttentionIndex
+        convNormOut = try s.groupNorm("conv_norm_out", groups: groups, channels: channels[0], eps: eps)
+        convOut = try s.conv("conv_out", in: channels[0], out: config.outChannels, kernel: 3, padding: 1)
+    }
+
+    /// diffusers `get_timestep_embedding` (max_period 10000, scale 1) for one timestep per batch element.
+    func timestepEmbedding(_ timesteps: [Float]) -> Tensor {
+        let dim = config.blockOutChannels[0]
+        let half = dim / 2
+        let out = Tensor(zeros: [timesteps.count, dim])
+        let shift = Float(config.freqShift)
+        for (b, t) in timesteps.enumerated() {
+            let row = out.pointer + b * dim
+            for i in 0 ..< half {
+                // freq_i = exp(-ln(10000) * i / (half - freq_shift)), float32 as in torch
+                let freq = Foundation.exp(-Float(log(10000.0)) * Float(i) / (Float(half) - shift))
+                let arg = t * freq
+                let sinIndex = config.flipSinToCos ? half + i : i
+                let cosIndex = config.flipSinToCos ? i : half + i
+                row[sinIndex] = Foundation.sin(arg)
+                row[cosIndex] = Foundation.cos(arg)
+            }
+        }
+        return out
+    }
+
+    /// Predicts noise (or v) for `sample` [B, 4, h, w] at `timesteps` (one per batch element) given text
+    /// embeddings `context` [B, M, cross_attention_dim]. h, w >= 8.
+    public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor,
+                               attention: AttentionContext) -> Tensor {
+        precondition(sample.rank == 4 && timesteps.count == sample.dim(0) && context.dim(0) == sample.dim(0),
+                     "unet: sample \(sample.shape), \(timesteps.count) timesteps, context \(context.shape)")
+        var temb = timeLinear1(timestepEmbedding(timesteps))   // [B, 4*C0]
+        Activation.siluInPlace(temb)
+        temb = timeLinear2(temb)
+        Activation.siluInPlace(temb)                           // every resnet applies silu(temb) first
+
+        var h = convIn(sample)                                 // [B, C0, h, w]
+        var skips: [Tensor] = [h]
+        for block in downBlocks {
+            for (j, resnet) in block.resnets.enumerated() {
+                h = resnet(h, tembActivated: temb)
+                if j < block.attentions.count { h = block.attentions[j](h, context: context, attention: attention) }
+                skips.append(h)
+            }
+            if let downsampler = block.downsampler {
+                h = downsampler(h)                             // [B, C, ceil(h/2), ceil(w/2)]
+                skips.append(h)
+            }
+        }
+        h = midResnets[0](h, tembActivated: temb)
+        h = midAttention(h, context: context, attention: attention)
+        h = midResnets[1](h, tembActivated: temb)
+
+        for block in upBlocks {
+            for (j, resnet) in block.resnets.enumerated() {
+                let skip = skips.removeLast()
+                h = resnet(Elementwise.concatChannels(h, skip), tembActivated: temb)
+                if j < block.attentions.count { h = block.attentions[j](h, context: context, attention: attention) }
+            }
+            if let upsampler = block.upsampler, let next = skips.last {
+                h = upsampler(h, size: (next.dim(2), next.dim(3)))  // resized to the next skip's grid
+            }
+        }
+        h = convOut(convNormOut(h, silu: true))               // [B, out, h, w]
+        return h
+    }
+}

@@ -1,0 +1,181 @@
+/// How a prepared `Conv2D` layer computes its output; swappable per layer.
+public protocol ConvolutionAlgorithm: Sendable {
+    /// out [B, O, Ho, Wo] = conv(input [B, I, H, W]) for the prepared layer.
+    func forward(_ input: Tensor, layer: Conv2D) -> Tensor
+}
+
+/// A 2-D convolution layer (PyTorch `nn.Conv2d`, square kernel, equal stride and zero padding on both axes).
+///
+/// The weight [O, I, k, k] is used in place as the GEMM matrix [O, I*k*k].
+public final class Conv2D: @unchecked Sendable {
+    public let outChannels: Int, inChannels: Int, kernelSize: Int, stride: Int, padding: Int
+    /// [O, I, k, k] (PyTorch layout).
+    public let weight: Tensor
+    /// [O], or nil for a convolution without bias.
+    public let bias: Tensor?
+    /// The algorithm `callAsFunction` runs.
+    public let algorithm: ConvolutionAlgorithm
+
+    /// Prepares a layer from PyTorch-layout parameters.
+    public init(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
+                algorithm: ConvolutionAlgorithm = Im2ColConvolution()) {
+        precondition(weight.rank == 4 && weight.shape[2] == weight.shape[3] && weight.shape[2] > 0,
+                     "Conv2D weight must be [O, I, k, k], got \(weight.shape)")
+        precondition(stride > 0 && padding >= 0, "Conv2D stride \(stride) / padding \(padding)")
+        outChannels = weight.shape[0]
+        inChannels = weight.shape[1]
+        kernelSize = weight.shape[2]
+        if let bias { precondition(bias.count == outChannels, "Conv2D bias \(bias.shape) for \(outChannels) outputs") }
+        self.weight = weight
+        self.bias = bias
+        self.stride = stride
+        self.padding = padding
+        self.algorithm = algorithm
+    }
+
+    /// Output spatial size for an input of `height` x `width`: (n + 2p - k) / s + 1 per axis.
+    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        ((height + 2 * padding - kernelSize) / stride + 1, (width + 2 * padding - kernelSize) / stride + 1)
+    }
+
+    /// [B, I, H, W] -> [B, O, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1].
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        algorithm.forward(x, layer: self)
+    }
+}
+
+/// Convolution as matrix products: for each batch element, out [O, Ho*Wo] = W [O, I*k*k] x cols [I*k*k, Ho*Wo],
+/// where cols (im2col) holds the input patch of every output pixel.
+///
+/// The output is cut into bands of whole output rows; each worker thread packs the columns of its bands
+/// and multiplies them with a single-threaded GEMM, so packing runs in parallel and overlaps the products,
+/// and the column buffers together stay below `maxColumnBytes` for any image size. Every output element
+/// is the same dot product whatever the banding; only BLAS's choice of kernel for small products may
+/// change its rounding. 1x1 stride-1 unpadded convolutions multiply the input directly, in pixel or channel slices.
+public struct Im2ColConvolution: ConvolutionAlgorithm {
+    /// Upper bound on all column buffers together (at least one output row per worker is always packed).
+    public let maxColumnBytes: Int
+
+    /// Column buffers of at most 64 MB.
+    public init() { self.init(maxColumnBytes: 64 << 20) }
+
+    /// Column buffers of at most `maxColumnBytes` (but at least one output row per worker).
+    public init(maxColumnBytes: Int) {
+        precondition(maxColumnBytes > 0, "maxColumnBytes must be positive")
+        self.maxColumnBytes = maxColumnBytes
+    }
+
+    public func forward(_ input: Tensor, layer: Conv2D) -> Tensor {
+        precondition(input.rank == 4 && input.shape[1] == layer.inChannels,
+                     "Conv2D expects [B, \(layer.inChannels), H, W], got \(input.shape)")
+        let batch = input.shape[0], height = input.shape[2], width = input.shape[3]
+        let (outH, outW) = layer.outputSize(height: height, width: width)
+        precondition(outH > 0 && outW > 0,
+                     "Conv2D input \(input.shape) is smaller than its \(layer.kernelSize)x\(layer.kernelSize) kernel")
+        let o = layer.outChannels, k = layer.kernelSize
+        let depth = layer.inChannels * k * k        // GEMM inner dimension
+        let pixels = outH * outW
+        let inPlane = layer.inChannels * height * width, outPlane = o * pixels
+        let out = Tensor(zeros: [batch, o, outH, outW])
+        let po = out.pointer, px = UnsafePointer(input.pointer), pw = UnsafePointer(layer.weight.pointer)
+        let pb = layer.bias.map { UnsafePointer($0.pointer) }
+        let workers = Parallel.threadCount
+
+        if k == 1 && layer.stride == 1 && layer.padding == 0 {
+            // out_b = W [O, I] x x_b [I, H*W], cut per worker into pixel slices (or channel slices when
+            // there are few pixels).
+            let splitPixels = pixels >= 64 * workers
+            let parts = splitPixels ? min(workers, pixels) : min(workers, max(1, o / 16))
+            let size = splitPixels ? pixels : o
+            let perPart = (size + parts - 1) / parts
+            MatMul.withSingleThreadedBLAS {
+                Parallel.forRanges(batch * parts) { range in
+                    for job in range {
+                        let b = job % batch, start = (job / batch) * perPart, count = min(perPart, size - start)
+                        if count <= 0 { continue }
+                        let src = px + b * inPlane, dst = po + b * outPlane
+                        if splitPixels {
+                            let c = dst + start
+                            let beta = fillBias(pb, c, rows: o, columns: count, ldc: pixels)
+                            MatMul.gemm(m: o, n: count, k: depth, a: pw, lda: depth, b: src + start, ldb: pixels,
+                                        beta: beta, c: c, ldc: pixels)
+                        } else {
+                            let c = dst + start * pixels
+                            let beta = fillBias(pb.map { $0 + start }, c, rows: count, columns: pixels, ldc: pixels)
+                            MatMul.gemm(m: count, n: pixels, k: depth, a: pw + start * depth, lda: depth, b: src,
+                                        ldb: pixels, beta: beta, c: c, ldc: pixels)
+                        }
+                    }
+                }
+            }
+            return out
+        }
+
+        // Bands of output rows: enough for every worker, each within its share of the buffer budget.
+        let rowBytes = depth * outW * MemoryLayout<Float>.stride
+        let budgetRows = max(1, maxColumnBytes / max(workers, 1) / rowBytes)
+        let bandsPerImage = max((outH + budgetRows - 1) / budgetRows, min(outH, (workers + batch - 1) / batch))
+        let bandRows = (outH + bandsPerImage - 1) / bandsPerImage
+        let bands = (outH + bandRows - 1) / bandRows
+        MatMul.withSingleThreadedBLAS {
+            Parallel.forRanges(batch * bands) { range in
+                let columns = UnsafeMutablePointer<Float>.allocate(capacity: depth * bandRows * outW)
+                defer { columns.deallocate() }
+                for job in range {
+                    let b = job / bands, y0 = (job % bands) * bandRows, rows = min(bandRows, outH - y0)
+                    pack(px + b * inPlane, layer: layer, height: height, width: width, outWidth: outW,
+                         firstRow: y0, rows: rows, into: columns)
+                    // out_b[:, y0 ..< y0 + rows, :] = bias + W [O, I*k*k] x cols [I*k*k, rows*Wo]
+                    let c = po + b * outPlane + y0 * outW
+                    let beta = fillBias(pb, c, rows: o, columns: rows * outW, ldc: pixels)
+                    MatMul.gemm(m: o, n: rows * outW, k: depth, a: pw, lda: depth, b: columns, ldb: rows * outW,
+                                beta: beta, c: c, ldc: pixels)
+                }
+            }
+        }
+        return out
+    }
+
+    /// c[o, 0 ..< columns] = bias[o] for every output channel; returns the GEMM beta (1 with bias, 0 without).
+    @inline(__always)
+    func fillBias(_ bias: UnsafePointer<Float>?, _ c: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+                  ldc: Int) -> Float {
+        guard let bias else { return 0 }
+        for o in 0 ..< rows { (c + o * ldc).update(repeating: bias[o], count: columns) }
+        return 1
+    }
+
+    /// cols[(i*k + ky)*k + kx, (y - firstRow)*Wo + x] = in[i, y*s + ky - p, x*s + kx - p] (0 outside the image)
+    /// for output rows firstRow ..< firstRow + rows.
+    func pack(_ src: UnsafePointer<Float>, layer: Conv2D, height: Int, width: Int, outWidth: Int,
+              firstRow: Int, rows: Int, into cols: UnsafeMutablePointer<Float>) {
+        let k = layer.kernelSize, s = layer.stride, p = layer.padding
+        let n = rows * outWidth
+        for r in 0 ..< layer.inChannels * k * k {
+            let i = r / (k * k), ky = (r / k) % k, kx = r % k
+            let plane = src + i * height * width
+            // Output columns x whose input column x*s + kx - p lies inside [0, width).
+            let lead = p - kx
+            let xLo = lead <= 0 ? 0 : min(outWidth, (lead + s - 1) / s)
+            let last = width - 1 + lead
+            let xHi = last < 0 ? 0 : min(outWidth, last / s + 1)
+            let dstRow = cols + r * n
+            for yy in 0 ..< rows {
+                let iy = (firstRow + yy) * s + ky - p
+                let d = dstRow + yy * outWidth
+                guard iy >= 0 && iy < height && xLo < xHi else {
+                    d.update(repeating: 0, count: outWidth)
+                    continue
+                }
+                let srcRow = plane + iy * width - lead
+                if xLo > 0 { d.update(repeating: 0, count: xLo) }
+                if s == 1 {
+                    (d + xLo).update(from: srcRow + xLo, count: xHi - xLo)
+                } else {
+                    for x in xLo ..< xHi { d[x] = srcRow[x * s] }
+                }
+                if xHi < outWidth { (d + xHi).update(repeating: 0, count: outWidth - xHi) }
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import AnySizeKernels
+import XCTest
+
+/// Deterministic SplitMix64 source of test inputs.
+struct TestRandom {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [low, high).
+    mutating func uniform(_ low: Float = -1, _ high: Float = 1) -> Float {
+        low + (high - low) * Float(next() >> 40) / Float(1 << 24)
+    }
+
+    mutating func tensor(_ shape: [Int], _ low: Float = -1, _ high: Float = 1) -> Tensor {
+        let count = shape.reduce(1, *)
+        return Tensor(shape: shape, values: (0 ..< count).map { _ in uniform(low, high) })
+    }
+}
+
+/// Max-abs difference of `actual` against a Double reference, checked against
+/// `tolerance * max(1, max|reference|)`; prints the measurement.
+@discardableResult
+func assertClose(_ actual: Tensor, _ reference: [Double], tolerance: Double, _ label: String,
+                 file: StaticString = #filePath, line: UInt = #line) -> Double {
+    XCTAssertEqual(actual.count, reference.count, "\(label): element count", file: file, line: line)
+    guard actual.count == reference.count else { return .infinity }
+    var maxError = 0.0, maxRef = 0.0
+    for (a, r) in zip(actual.buffer, reference) {
+        let e = abs(Double(a) - r)
+        // NaN never compares greater, so count it explicitly.
+        maxError = e.isNaN ? .infinity : max(maxError, e)
+        maxRef = max(maxRef, abs(r))
+    }
+    let bound = tolerance * max(1, maxRef)
+    print("\(label): max-abs error \(maxError) (max|ref| \(maxRef), bound \(bound))")
+    XCTAssertLessThanOrEqual(maxError, bound, "\(label) exceeds its error bound", file: file, line: line)
+    return maxError
+}
+
+extension Tensor {
+    /// Values widened to Double for reference computations.
+    var doubles: [Double] { buffer.map(Double.init) }
+}

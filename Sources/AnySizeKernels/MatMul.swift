@@ -57,3 +57,19 @@ public enum MatMul {
         return out
     }
 }
+
+extension MatMul {
+    /// Runs `body` with BLAS limited to one thread, restoring the previous thread count afterwards.
+    ///
+    /// For parallel regions whose workers each call `gemm` on their own slice of work: OpenBLAS is itself
+    /// multithreaded, and several threads calling a multithreaded sgemm at once oversubscribe the cores or
+    /// serialise on its thread pool. Not reentrant across threads: call it from the thread that starts the
+    /// parallel region, not from inside one.
+    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        let previous = openblas_get_num_threads()
+        if previous <= 1 { return try body() }
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(previous) }
+        return try body()
+    }
+}

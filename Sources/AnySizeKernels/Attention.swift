@@ -1,0 +1,246 @@
+import Foundation
+
+/// Adjusts one block of attention logits; implemented by attention formulations.
+///
+/// The kernel calls the modifier once per (batch, head, query chunk, key chunk) block, from several threads
+/// at once, so implementations compute scales, masks and biases from token indices (grid coordinates) on the
+/// fly and keep no mutable state. Token indices are positions in the sequence of one batch element.
+public protocol AttentionLogitModifier: Sendable {
+    /// False when no query in `queries` may attend any key in `keys` (the kernel then skips the block).
+    func isBlockActive(queries: Range<Int>, keys: Range<Int>) -> Bool
+    /// Adjusts logits in place. `logits` holds rows for `queries` and columns for `keys` (row stride `stride`),
+    /// already equal to Q K^T / sqrt(d). Set masked entries to -Float.infinity. Every query keeps >= 1 key overall.
+    func adjust(_ logits: UnsafeMutablePointer<Float>, stride: Int, queries: Range<Int>, keys: Range<Int>)
+}
+
+extension AttentionLogitModifier {
+    /// Every block is active unless a formulation knows better.
+    public func isBlockActive(queries: Range<Int>, keys: Range<Int>) -> Bool { true }
+}
+
+/// Query/key chunk sizes; `unbounded` = one block (plain softmax).
+///
+/// Chunks larger than the problem are clamped to it, so `unbounded` and any chunking at least as large as
+/// the sequence lengths give one block per (batch, head).
+public struct AttentionChunking: Sendable, Equatable {
+    public var queryChunk: Int
+    public var keyChunk: Int
+
+    /// Chunks of `queryChunk` queries by `keyChunk` keys (both >= 1).
+    public init(queryChunk: Int, keyChunk: Int) {
+        precondition(queryChunk >= 1 && keyChunk >= 1, "attention chunks must be >= 1, got \(queryChunk) x \(keyChunk)")
+        self.queryChunk = queryChunk
+        self.keyChunk = keyChunk
+    }
+
+    /// One block per (batch, head): the whole Nq x Nk logits matrix at once.
+    public static let unbounded = AttentionChunking(queryChunk: .max, keyChunk: .max)
+
+    /// Scratch bytes one worker thread holds for blocks of `queryChunk` x `keyChunk`:
+    /// the logits block plus three running statistics (max, sum, entropy term) per query,
+    /// `4 * queryChunk * (keyChunk + 3)`. The output accumulator is the result tensor itself.
+    public static func scratchBytesPerWorker(queryChunk: Int, keyChunk: Int) -> Int {
+        MemoryLayout<Float>.size * queryChunk * (keyChunk + 3)
+    }
+
+    /// Largest chunks whose per-thread scratch fits `bytes` in total (all worker threads), given the problem size.
+    ///
+    /// Peak scratch is `Parallel.threadCount * 4 * q * (k + 3)` bytes for query chunk `q` and key chunk `k`
+    /// (see `scratchBytesPerWorker`); it does not depend on `headDim` because the kernel accumulates P V
+    /// directly into the output. Starting from the whole problem, the larger of the two chunks is halved
+    /// (rounding up; ties halve the query chunk) until the scratch fits. A budget below one 1 x 1 block per
+    /// thread returns 1 x 1.
+    public static func fitting(bytes: Int, queries: Int, keys: Int, headDim: Int) -> AttentionChunking {
+        let workers = max(1, Parallel.threadCount)
+        let perWorker = bytes / workers
+        var q = max(queries, 1), k = max(keys, 1)
+        while scratchBytesPerWorker(queryChunk: q, keyChunk: k) > perWorker && (q > 1 || k > 1) {
+            if k > q { k = (k + 1) / 2 } else { q = (q + 1) / 2 }
+        }
+        return AttentionChunking(queryChunk: q, keyChunk: k)
+    }
+}
+
+/// Multi-head scaled dot-product attention, memory-bounded.
+///
+/// Rabe & Staats, "Self-attention does not need O(n^2) memory" (arXiv 2112.05682): for each query chunk,
+/// key chunks are streamed with a running row max m, running sum s and running output a (online softmax):
+///   l = Q_c K_c^T / sqrt(d) (adjusted),  m' = max(m, max_k l),
+///   s' = s e^{m - m'} + sum_k e^{l - m'},  a' = a e^{m - m'} + e^{l - m'} V_c,  out = a / s.
+/// Peak scratch is one `queryChunk x keyChunk` logits block per worker thread; no N x N tensor exists.
+public enum ScaledDotProductAttention {
+    /// softmax(Q K^T / sqrt(d) [adjusted]) V per head. query [B, Nq, heads*D], key/value [B, Nk, heads*D]
+    /// -> [B, Nq, heads*D]. If `entropy` is non-nil it receives the mean over batch, heads and queries of
+    /// -sum_k p ln p of each query's attention probabilities (masked keys excluded).
+    ///
+    /// Heads stay packed in the channel axis (strided GEMMs, no head-splitting copies). Work is split over
+    /// (batch, head, query chunk) across `Parallel.threadCount` workers, each running single-threaded BLAS.
+    /// A query whose keys are all masked gets a zero output row and zero entropy.
+    public static func compute(query: Tensor, key: Tensor, value: Tensor, heads: Int,
+                               modifier: (any AttentionLogitModifier)? = nil,
+                               chunking: AttentionChunking = .unbounded,
+                               entropy: UnsafeMutablePointer<Double>? = nil) -> Tensor {
+        precondition(query.rank == 3 && key.rank == 3 && value.rank == 3,
+                     "attention needs [B, N, heads*D] tensors, got \(query.shape), \(key.shape), \(value.shape)")
+        let batch = query.shape[0], queries = query.shape[1], channels = query.shape[2]
+        let keys = key.shape[1]
+        precondition(key.shape == [batch, keys, channels] && value.shape == key.shape,
+                     "attention key \(key.shape) / value \(value.shape) do not fit query \(query.shape)")
+        precondition(heads >= 1 && channels % heads == 0, "\(channels) channels do not split into \(heads) heads")
+        let out = Tensor(zeros: [batch, queries, channels])  // [B, Nq, heads*D]
+        guard batch > 0, queries > 0, channels > 0 else {
+            entropy?.pointee = 0
+            return out
+        }
+        let problem = Problem(query: query.pointer, key: key.pointer, value: value.pointer, out: out.pointer,
+                              heads: heads, queries: queries, keys: keys, channels: channels,
+                              queryChunk: min(chunking.queryChunk, queries),
+                              keyChunk: min(chunking.keyChunk, max(keys, 1)),
+                              modifier: modifier, wantsEntropy: entropy != nil)
+        let items = batch * heads * problem.queryChunks
+        let workers = min(Parallel.threadCount, items)
+        var partialEntropy = [Double](repeating: 0, count: workers)
+        partialEntropy.withUnsafeMutableBufferPointer { partial in
+            if workers == 1 {
+                partial[0] = problem.run(items: 0 ..< items)
+            } else {
+                MatMul.withSingleThreadedBLAS {
+                    Parallel.forEach(workers) { w in
+                        partial[w] = problem.run(items: items * w / workers ..< items * (w + 1) / workers)
+                    }
+                }
+            }
+        }
+        entropy?.pointee = partialEntropy.reduce(0, +) / Double(batch * heads * queries)
+        return out
+    }
+}
+
+/// One attention call's operands and sizes; `run` processes a range of (batch, head, query chunk) items.
+private struct Problem {
+    let query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>
+    let out: UnsafeMutablePointer<Float>
+    let heads: Int, queries: Int, keys: Int, channels: Int
+    let queryChunk: Int, keyChunk: Int
+    let modifier: (any AttentionLogitModifier)?
+    let wantsEntropy: Bool
+
+    init(query: UnsafeMutablePointer<Float>, key: UnsafeMutablePointer<Float>, value: UnsafeMutablePointer<Float>,
+         out: UnsafeMutablePointer<Float>, heads: Int, queries: Int, keys: Int, channels: Int,
+         queryChunk: Int, keyChunk: Int, modifier: (any AttentionLogitModifier)?, wantsEntropy: Bool) {
+        self.query = UnsafePointer(query)
+        self.key = UnsafePointer(key)
+        self.value = UnsafePointer(value)
+        self.out = out
+        self.heads = heads
+        self.queries = queries
+        self.keys = keys
+        self.channels = channels
+        self.queryChunk = queryChunk
+        self.keyChunk = keyChunk
+        self.modifier = modifier
+        self.wantsEntropy = wantsEntropy
+    }
+
+    var headDim: Int { channels / heads }
+    var queryChunks: Int { (queries + queryChunk - 1) / queryChunk }
+
+    /// Computes the output rows of `items` (index = (b * heads + h) * queryChunks + chunk) and returns the
+    /// sum of their rows' entropies (0 unless `wantsEntropy`). Allocates this worker's scratch once.
+    func run(items: Range<Int>) -> Double {
+        let d = headDim
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: queryChunk * keyChunk)
+        let stats = UnsafeMutablePointer<Float>.allocate(capacity: 3 * queryChunk)
+        defer {
+            logits.deallocate()
+            stats.deallocate()
+        }
+        let rowMax = stats, rowSum = stats + queryChunk, rowEntropy = stats + 2 * queryChunk
+        let alpha = 1 / Float(d).squareRoot()
+        var entropySum = 0.0
+        for item in items {
+            let chunk = item % queryChunks, bh = item / queryChunks
+            let h = bh % heads, b = bh / heads
+            let q0 = chunk * queryChunk, q1 = min(q0 + queryChunk, queries), mq = q1 - q0
+            let qBase = query + (b * queries + q0) * channels + h * d  // rows of Q_c, stride channels
+            let oBase = out + (b * queries + q0) * channels + h * d    // accumulator a, stride channels
+            rowMax.update(repeating: -.infinity, count: mq)
+            rowSum.update(repeating: 0, count: mq)
+            rowEntropy.update(repeating: 0, count: mq)
+            var k0 = 0
+            while k0 < keys {
+                let k1 = min(k0 + keyChunk, keys), mk = k1 - k0
+                defer { k0 = k1 }
+                if let modifier, !modifier.isBlockActive(queries: q0 ..< q1, keys: k0 ..< k1) { continue }
+                let kBase = key + (b * keys + k0) * channels + h * d
+                let vBase = value + (b * keys + k0) * channels + h * d
+                // l = Q_c K_c^T / sqrt(d)   [mq, mk]
+                MatMul.gemm(transB: true, m: mq, n: mk, k: d, alpha: alpha,
+                            a: qBase, lda: channels, b: kBase, ldb: channels, c: logits, ldc: mk)
+                modifier?.adjust(logits, stride: mk, queries: q0 ..< q1, keys: k0 ..< k1)
+                for i in 0 ..< mq {
+                    updateRow(logits + i * mk, count: mk, max: rowMax + i, sum: rowSum + i,
+                              entropy: rowEntropy + i, accumulator: oBase + i * channels, headDim: d)
+                }
+                // a += P V_c   [mq, d]
+                MatMul.gemm(m: mq, n: d, k: mk, a: logits, lda: mk, b: vBase, ldb: channels,
+                            beta: 1, c: oBase, ldc: channels)
+            }
+            for i in 0 ..< mq {
+                let s = rowSum[i]
+                let row = oBase + i * channels
+                let inverse: Float = s > 0 ? 1 / s : 0
+                for j in 0 ..< d { row[j] *= inverse }
+                // H = -sum p ln p = ln s - t / s with t = sum e^{l-m} (l - m)
+                if wantsEntropy && s > 0 { entropySum += Double(log(s)) - Double(rowEntropy[i]) / Double(s) }
+            }
+        }
+        return entropySum
+    }
+
+    /// Online-softmax step for one query row: turns the row's logits into e^{l - m'} in place (0 for masked
+    /// keys) and rescales the running sum, entropy term and output accumulator to the new max m'.
+    /// Entropy term t = sum e^{l-m}(l-m); on m -> m': t' = e^{m-m'} (t + s (m - m')), s' = s e^{m-m'}.
+    @inline(__always)
+    private func updateRow(_ row: UnsafeMutablePointer<Float>, count: Int,
+                           max runningMax: UnsafeMutablePointer<Float>, sum runningSum: UnsafeMutablePointer<Float>,
+                           entropy runningEntropy: UnsafeMutablePointer<Float>,
+                           accumulator: UnsafeMutablePointer<Float>, headDim: Int) {
+        var blockMax = -Float.infinity
+        for j in 0 ..< count { blockMax = Swift.max(blockMax, row[j]) }
+        let m = runningMax.pointee
+        guard blockMax > -.infinity || m > -.infinity else {
+            row.update(repeating: 0, count: count)  // nothing attendable yet: contributes nothing
+            return
+        }
+        var newMax = m
+        if blockMax > m {
+            newMax = blockMax
+            if m > -.infinity {
+                let shift = m - newMax, c = exp(shift)
+                runningEntropy.pointee = c * (runningEntropy.pointee + runningSum.pointee * shift)
+                runningSum.pointee *= c
+                for j in 0 ..< headDim { accumulator[j] *= c }
+            }
+            runningMax.pointee = newMax
+        }
+        var s: Float = 0
+        if wantsEntropy {
+            var t: Float = 0
+            for j in 0 ..< count {
+                let x = row[j] - newMax, p = exp(x)
+                row[j] = p
+                s += p
+                t += p > 0 ? p * x : 0  // masked keys: x = -inf, p = 0
+            }
+            runningEntropy.pointee += t
+        } else {
+            for j in 0 ..< count {
+                let p = exp(row[j] - newMax)
+                row[j] = p
+                s += p
+            }
+        }
+        runningSum.pointee += s
+    }
+}

@@ -85,3 +85,19 @@ final class ElementwiseTests: XCTestCase {
         }
     }
 }
+
+final class PaddingTests: XCTestCase {
+    func testPadBottomRightMatchesNaive() {
+        let x = Tensor(shape: [2, 3, 5, 4], values: (0 ..< 120).map { Float($0) * 0.5 - 7 })
+        let y = Elementwise.padBottomRight(x)
+        XCTAssertEqual(y.shape, [2, 3, 6, 5])
+        for p in 0 ..< 6 {
+            for yy in 0 ..< 6 {
+                for xx in 0 ..< 5 {
+                    let expected: Float = (yy < 5 && xx < 4) ? x.pointer[(p * 5 + yy) * 4 + xx] : 0
+                    XCTAssertEqual(y.pointer[(p * 6 + yy) * 5 + xx], expected)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+
+/// Text-to-image and image-to-image generation, step for step as diffusers' `StableDiffusionPipeline`
+/// and `StableDiffusionImg2ImgPipeline` (same model, prompt, seed and scheduler -> the same latents).
+///
+/// Differences by design: prompts longer than 75 tokens are encoded in 75-token windows (A1111 / ComfyUI)
+/// instead of being truncated, and UNet self-attention follows the configured `AttentionFormulation`.
+public final class StableDiffusionPipeline: @unchecked Sendable {
+    public let family: ModelFamily
+    public let predictionType: PredictionType
+    /// The canvas the model was trained at (pixels).
+    public let trainedSize: (width: Int, height: Int)
+    public let tokenizer: CLIPTokenizer
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet2DConditionModel
+    public let vae: AutoencoderKL
+    public let schedulerConfig: SchedulerConfig
+    /// Tensors of the checkpoint that no model used (reported, not fatal).
+    public let unusedTensors: [String]
+
+    /// Builds all models from a loaded checkpoint; the checkpoint's stores are released afterwards.
+    public init(checkpoint: StableDiffusionCheckpoint) throws {
+        family = checkpoint.family
+        predictionType = checkpoint.predictionType
+        trainedSize = checkpoint.trainedSize
+        switch checkpoint.tokenizer {
+        case .folder(let url): tokenizer = try CLIPTokenizer(folder: url)
+        case .bundled(let pad): tokenizer = try CLIPTokenizer.bundled(padWithEndOfText: pad != "!")
+        }
+        textEncoder = try CLIPTextModel(config: checkpoint.textConfig, parameters: checkpoint.textEncoder)
+        unet = try UNet2DConditionModel(config: checkpoint.unetConfig, parameters: checkpoint.unet)
+        vae = try AutoencoderKL(config: checkpoint.vaeConfig, parameters: checkpoint.vae)
+        if let data = checkpoint.schedulerConfigData {
+            schedulerConfig = try SchedulerConfig.decode(json: data, source: checkpoint.path + "/scheduler/scheduler_config.json")
+                .with(prediction: checkpoint.predictionType)
+        } else {
+            schedulerConfig = SchedulerConfig.sd15Default.with(prediction: checkpoint.predictionType)
+        }
+        unusedTensors = [checkpoint.unet, checkpoint.vae, checkpoint.textEncoder].flatMap { s in s.unused.map { "\(s.component): \($0)" } }
+        for s in [checkpoint.unet, checkpoint.vae, checkpoint.textEncoder] { s.release() }
+    }
+
+    /// VAE scaling factor (latents in sampler space = scaling * VAE latents).
+    public var scalingFactor: Float { Float(vae.config.scalingFactor) }
+
+    /// Encodes a prompt and a negative prompt to text embeddings [1, 77k, D] each, with the same number k
+    /// of 77-token windows.
+    public func encodePrompts(_ prompt: String, negative: String, clipSkip: Int) throws -> (positive: Tensor, negative: Tensor) {
+        let chunks = max(tokenizer.chunkedWindows(prompt).count, tokenizer.chunkedWindows(negative).count)
+        func encode(_ text: String) throws -> Tensor {
+            let windows = tokenizer.chunkedWindows(text, minimumChunks: chunks)
+            let embeddings = try textEncoder(windows, clipSkip: clipSkip)    // [k, 77, D]
+            return embeddings.reshaped([1, windows.count * embeddings.dim(1), embeddings.dim(2)])
+        }
+        return (try encode(prompt), try encode(negative))
+    }
+
+    /// Runs one generation. `progress` receives phase timings, per-call progress and latents for previews.
+    public func generate(_ options: GenerationOptions, progress: (PipelineEvent) -> Void = { _ in }) throws -> GenerationResult {
+        try options.validate()
+        var timings: [(phase: String, seconds: Double)] = []
+        func timed<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
+            let start = Date()
+            let value = try body()
+            let seconds = Date().timeIntervalSince(start)
+            timings.append((phase, seconds))
+            progress(.phase(name: phase, seconds: seconds))
+            return value
+        }
+        let factor = vae.downsamplingFactor
+        let latentHeight = options.height / factor, latentWidth = options.width / factor
+        let trained = options.trainedSize ?? trainedSize
+        let choice = AttentionSelection.resolve(options.attention, latentHeight: latentHeight, latentWidth: latentWidth,
+                                                trainedHeight: trained.height / factor, trainedWidth: trained.width / factor,
+                                                levels: unet.config.blockOutChannels.count, localEdge: options.localEdge)
+        progress(.notice("attention: \(choice.summary)"))
+        let batch = options.batchSize
+        let guided = options.cfgScale > 1
+
+        // [N * (guided ? 2 : 1), 77k, D]: unconditional embeddings first, as diffusers concatenates them.
+        let context: Tensor = try timed("encode") {
+            let (positive, negative) = try encodePrompts(options.prompt, negative: options.negativePrompt, clipSkip: options.clipSkip)
+            let rows = Array(repeating: negative, count: guided ? batch : 0) + Array(repeating: positive, count: batch)
+            return Elementwise.concatBatch(rows)
+        }
+
+        let scheduler = try options.sampler.makeScheduler(config: schedulerConfig, steps: options.steps, karras: options.karras)
+        let random = TorchRandom(seed: options.seed)
+        let shape = [batch, unet.config.inChannels, latentHeight, latentWidth]
+        var latents: Tensor
+        var firstCall = 0
+        if let image = options.initImage {
+            guard image.shape == [1, 3, options.height, options.width] else {
+                throw AnySizeError(.invalidArgument,
+                    "init image tensor \(image.shape) does not match the canvas [1, 3, \(options.height), \(options.width)]; resize it first")
+            }
+            // StableDiffusionImg2ImgPipeline: encode, sample the latent distribution, scale, repeat, noise.
+            latents = timed("encode image") {
+                let (mean, logvar) = vae.encode(image)
+                let eps = random.randn(mean.shape)
+                let sample = Tensor(zeros: mean.shape)
+                for i in 0 ..< sample.count {
+                    sample.pointer[i] = (mean.pointer[i] + Foundation.exp(0.5 * logvar.pointer[i]) * eps.pointer[i]) * scalingFactor
+                }
+                return Elementwise.concatBatch(Array(repeating: sample, count: batch))
+            }
+            firstCall = scheduler.img2imgStartIndex(strength: options.strength)
+            let noise = random.randn(shape)
+            if firstCall < scheduler.modelCalls {
+                latents = scheduler.addNoise(original: latents, noise: noise, stepIndex: firstCall)
+            }
+        } else {
+            latents = random.randn(shape)
+            Elementwise.scaleInPlace(latents, scheduler.initNoiseSigma)
+        }
+
+        let attention = AttentionContext(formulation: choice.formulation,
+                                         trainedLatentHeight: trained.height / factor, trainedLatentWidth: trained.width / factor,
+                                         memoryBudget: options.attentionMemory)
+        var entropy: [(call: Int, sigma: Double, samples: [AttentionEntropySample])] = []
+        let total = scheduler.modelCalls - firstCall
+        let sampleStart = Date()
+        for call in firstCall ..< scheduler.modelCalls {
+            let sigma = Double(scheduler.sigma(atStep: call))
+            attention.sigma = sigma
+            if options.recordEntropy { attention.entropySamples = [] }
+            let scaled = scheduler.scaleModelInput(latents, stepIndex: call)
+            let input = guided ? Elementwise.concatBatch([scaled, scaled]) : scaled
+            let t = Float(scheduler.timesteps[call])
+            var output = unet(input, timesteps: Array(repeating: t, count: input.dim(0)), context: context, attention: attention)
+            if guided { output = Self.guidance(output, scale: Float(options.cfgScale)) }
+            latents = scheduler.step(output: output, stepIndex: call, sample: latents, random: random)
+            if let samples = attention.entropySamples { entropy.append((call, sigma, samples)) }
+            let done = call - firstCall + 1
+            progress(.step(index: done, total: total, secondsPerStep: Date().timeIntervalSince(sampleStart) / Double(done)))
+            progress(.latents(index: done, total: total, latents: latents))
+        }
+        timings.append(("sample", Date().timeIntervalSince(sampleStart)))
+        progress(.phase(name: "sample", seconds: timings.last?.seconds ?? 0))
+        return GenerationResult(latents: latents, attentionSummary: choice.summary, attentionName: choice.formulation.name,
+                                entropy: entropy, timings: timings)
+    }
+
+    /// uncond + scale * (cond - uncond) for an output [2N, ...] holding the unconditional half first.
+    static func guidance(_ output: Tensor, scale: Float) -> Tensor {
+        let half = output.dim(0) / 2
+        var shape = output.shape
+        shape[0] = half
+        let out = Tensor(zeros: shape)
+        let n = out.count
+        let u = output.pointer, c = output.pointer + n, o = out.pointer
+        for i in 0 ..< n { o[i] = u[i] + scale * (c[i] - u[i]) }
+        return out
+    }
+
+    /// VAE-decodes sampler-space latents [N, 4, h, w] to images [N, 3, 8h, 8w] in about [-1, 1].
+    public func decode(_ latents: Tensor) -> Tensor {
+        let z = Tensor(zeros: latents.shape)
+        for i in 0 ..< z.count { z.pointer[i] = latents.pointer[i] / scalingFactor }  // latents / scaling_factor
+        return vae.decode(z)
+    }
+}

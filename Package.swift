@@ -18,8 +18,9 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "AnySizeKernels", dependencies: ["CBLAS"], swiftSettings: optimize),
-        .target(name: "AnySize", dependencies: ["AnySizeKernels", "CPNG"],
+        .target(name: "AnySize", dependencies: ["AnySizeKernels", "CPNG", "CZlib"],
                 resources: [.copy("Resources")], swiftSettings: optimize),
         .executableTarget(name: "anysize", dependencies: [
             "AnySize", .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -43,7 +43,7 @@ public struct ModelInfo {
     static func describe(_ source: TokenizerSource) -> String {
         switch source {
         case .folder(let url): return "folder \(url.path)"
-        case .bundled(let pad): return "bundled CLIP BPE, padding with \(pad)"
+        case .bundled(let pad): return "bundled CLIP BPE, padding with \"\(pad)\""
         }
     }
 

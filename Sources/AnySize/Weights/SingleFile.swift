@@ -47,7 +47,7 @@ enum SingleFile {
             let file = URL(fileURLWithPath: yaml.path).lastPathComponent
             predictionSource = yamlPrediction.map { "\(file): parameterization \"\($0)\"" } ?? "\(file): no parameterization (epsilon)"
         } else {
-            predictionSource = "default (no \(URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent).yaml next to the file)"
+            predictionSource = "default, no \(URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent).yaml next to the file"
         }
         let side = family == .sd2 && predictionType == .vPrediction ? 768 : 512
 

@@ -5,7 +5,11 @@ struct AnySizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "anysize",
         abstract: "Stable Diffusion 1.x/2.x on the CPU at any canvas size.",
-        version: AnySizeVersion.string)
+        version: AnySizeVersion.string,
+        subcommands: [InfoCommand.self])
+
+    /// Errors print as `error: <message>` (one line for `AnySizeError`) and exit with status 1.
+    static var _errorPrefix: String { "error: " }
 }
 
 AnySizeCommand.main()

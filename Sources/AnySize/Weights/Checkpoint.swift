@@ -1,0 +1,208 @@
+import Foundation
+
+/// How a checkpoint is stored on disk.
+public enum CheckpointLayout: String, Sendable {
+    /// A diffusers pipeline folder (`model_index.json`, `unet/`, `vae/`, `text_encoder/`, `tokenizer/`, `scheduler/`).
+    case diffusersFolder
+    /// One original-format (CompVis / A1111) `.safetensors` file with all components.
+    case singleFile
+
+    public var displayName: String { self == .diffusersFolder ? "diffusers folder" : "single file" }
+}
+
+/// The model generation, which fixes the text encoder and attention layout.
+public enum ModelFamily: String, Sendable {
+    /// Stable Diffusion 1.x: OpenAI CLIP ViT-L/14 text encoder (768 wide), 8 heads per level.
+    case sd1
+    /// Stable Diffusion 2.x: OpenCLIP ViT-H/14 text encoder (1024 wide), 64-channel heads, linear projections.
+    case sd2
+
+    public var displayName: String { self == .sd1 ? "SD1.x" : "SD2.x" }
+}
+
+/// What the UNet predicts (diffusers' scheduler `prediction_type`).
+public enum PredictionType: String, Sendable, CaseIterable {
+    case epsilon
+    case vPrediction = "v_prediction"
+
+    /// Parses a user or config spelling: `epsilon` / `eps`, `v` / `v_prediction` / `v-prediction`.
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "epsilon", "eps": self = .epsilon
+        case "v", "v_prediction", "v-prediction", "vprediction": self = .vPrediction
+        default: return nil
+        }
+    }
+}
+
+/// Where the CLIP tokenizer comes from.
+public enum TokenizerSource: Equatable, Sendable {
+    /// A transformers tokenizer folder (`vocab.json`, `merges.txt`, `special_tokens_map.json`, ...).
+    case folder(URL)
+    /// The bundled CLIP BPE table, padding prompts with `padToken`: `<|endoftext|>` (id 49407) for SD1,
+    /// `!` (id 0) for SD2, as the original OpenAI CLIP and OpenCLIP tokenizers do.
+    case bundled(padToken: String)
+}
+
+/// The three weight-bearing components of a Stable Diffusion checkpoint.
+public enum ModelComponent: String, CaseIterable, Sendable {
+    case unet, vae, textEncoder = "text_encoder"
+}
+
+/// A Stable Diffusion 1.x/2.x checkpoint loaded into float32 `ParameterStore`s named as diffusers'
+/// `UNet2DConditionModel`, `AutoencoderKL` and transformers' `CLIPTextModel` state dicts
+/// (text encoder names always start with `text_model.`), with typed configs read from a diffusers
+/// folder or inferred from the tensor shapes of a single file.
+///
+/// Loading is strict: malformed files, missing components and configs contradicting the weights
+/// throw `AnySizeError`; every tensor of a single file is mapped, explicitly ignored
+/// (`ignoredTensors`, e.g. noise-schedule buffers and EMA copies) or listed as unknown (`unknownTensors`).
+public struct StableDiffusionCheckpoint {
+    /// The path given to `load`.
+    public let path: String
+    public let layout: CheckpointLayout
+    public let family: ModelFamily
+    /// The caller's override if given, else the model's own setting.
+    public let predictionType: PredictionType
+    /// Where `predictionType` came from, for reports (e.g. "scheduler/scheduler_config.json").
+    public let predictionSource: String
+    /// Canvas size the model was trained at (pixels).
+    public let trainedSize: (width: Int, height: Int)
+    public let unetConfig: UNetConfig
+    public let vaeConfig: VAEConfig
+    public let textConfig: CLIPTextConfig
+    /// Raw `scheduler/scheduler_config.json` of a diffusers folder; nil for a single file, where the
+    /// pipeline uses the SD1.5 default schedule with `predictionType`. `predictionType` wins over the
+    /// file's `prediction_type`.
+    public let schedulerConfigData: Data?
+    public let tokenizer: TokenizerSource
+    public let unet: ParameterStore
+    public let vae: ParameterStore
+    public let textEncoder: ParameterStore
+    /// Number of source tensors of each stored element type, per component.
+    public let dtypeCounts: [ModelComponent: [SafeTensorsDType: Int]]
+    /// Known extras deliberately not loaded (original names), sorted.
+    public let ignoredTensors: [String]
+    /// Names that belong to no component (original names), sorted.
+    public let unknownTensors: [String]
+
+    /// The store of `component`.
+    public func store(_ component: ModelComponent) -> ParameterStore {
+        switch component {
+        case .unet: return unet
+        case .vae: return vae
+        case .textEncoder: return textEncoder
+        }
+    }
+
+    /// Number of float parameters per component.
+    public var parameterCounts: [ModelComponent: Int] {
+        Dictionary(uniqueKeysWithValues: ModelComponent.allCases.map { ($0, store($0).parameterCount) })
+    }
+
+    /// Loads a diffusers folder or a single `.safetensors` file.
+    /// - Parameters:
+    ///   - path: model folder or file.
+    ///   - override: prediction type to use instead of the model's own (`--prediction`).
+    public static func load(path: String, prediction override: PredictionType? = nil) throws -> StableDiffusionCheckpoint {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw AnySizeError(.fileNotFound, "\(path): no such file or folder; pass a diffusers model folder or a .safetensors file")
+        }
+        if isDirectory.boolValue {
+            return try DiffusersFolder.load(path: path, prediction: override)
+        }
+        let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
+        if pickleExtensions.contains(ext) { throw pickleRefusal(path) }
+        guard ext == "safetensors" else {
+            throw AnySizeError(.unsupportedFormat,
+                "\(path): unsupported file type '.\(ext)'; pass a diffusers model folder or a .safetensors checkpoint")
+        }
+        return try SingleFile.load(path: path, prediction: override)
+    }
+
+    /// Memberwise initializer used by the loaders.
+    init(path: String, layout: CheckpointLayout, family: ModelFamily, predictionType: PredictionType,
+         predictionSource: String, trainedSize: (width: Int, height: Int), unetConfig: UNetConfig,
+         vaeConfig: VAEConfig, textConfig: CLIPTextConfig, schedulerConfigData: Data?, tokenizer: TokenizerSource,
+         tensors: ComponentTensors) {
+        self.path = path
+        self.layout = layout
+        self.family = family
+        self.predictionType = predictionType
+        self.predictionSource = predictionSource
+        self.trainedSize = trainedSize
+        self.unetConfig = unetConfig
+        self.vaeConfig = vaeConfig
+        self.textConfig = textConfig
+        self.schedulerConfigData = schedulerConfigData
+        self.tokenizer = tokenizer
+        unet = ParameterStore(component: "unet", source: tensors.sources[.unet] ?? path, tensors: tensors.tensors[.unet] ?? [:])
+        vae = ParameterStore(component: "vae", source: tensors.sources[.vae] ?? path, tensors: tensors.tensors[.vae] ?? [:])
+        textEncoder = ParameterStore(component: "text_encoder", source: tensors.sources[.textEncoder] ?? path,
+                                     tensors: tensors.tensors[.textEncoder] ?? [:])
+        dtypeCounts = tensors.dtypeCounts
+        ignoredTensors = tensors.ignored.sorted()
+        unknownTensors = tensors.unknown.sorted()
+    }
+}
+
+/// File extensions of Python pickle checkpoints, which are refused.
+let pickleExtensions: Set<String> = ["ckpt", "pt", "pth", "bin", "pkl", "pickle"]
+
+/// The error for a pickle checkpoint, with a working conversion command.
+func pickleRefusal(_ path: String) -> AnySizeError {
+    let out = URL(fileURLWithPath: path).deletingPathExtension().path + ".safetensors"
+    return AnySizeError(.unsupportedFormat,
+        "\(path): pickle checkpoints can run arbitrary code when loaded; convert it to .safetensors first "
+        + "(e.g. python -c 'import torch, safetensors.torch as s; sd=torch.load(\"\(path)\", map_location=\"cpu\", weights_only=True); "
+        + "sd=sd.get(\"state_dict\", sd); s.save_file({k: v.contiguous() for k, v in sd.items() if isinstance(v, torch.Tensor)}, \"\(out)\")')")
+}
+
+/// Tensors gathered per component while loading, with dtype counts and the names left out.
+struct ComponentTensors {
+    var tensors: [ModelComponent: [String: Tensor]] = [:]
+    var sources: [ModelComponent: String] = [:]
+    var dtypeCounts: [ModelComponent: [SafeTensorsDType: Int]] = [:]
+    var ignored: [String] = []
+    var unknown: [String] = []
+
+    /// Stores `tensor` under the diffusers `name`, refusing a second tensor with the same name.
+    mutating func add(_ tensor: Tensor, as name: String, to component: ModelComponent, dtype: SafeTensorsDType,
+                      origin: String) throws {
+        guard tensors[component]?[name] == nil else {
+            throw AnySizeError(.corruptFile,
+                "\(origin): \(component.rawValue) tensor '\(name)' is stored twice; the checkpoint is malformed")
+        }
+        tensors[component, default: [:]][name] = tensor
+        dtypeCounts[component, default: [:]][dtype, default: 0] += 1
+    }
+
+    /// Reads `name` from `file` as float32 and stores it (see `add`).
+    mutating func load(_ name: String, from file: SafeTensorsFile, as newName: String,
+                       to component: ModelComponent) throws {
+        guard let dtype = file.dtype(of: name) else {
+            throw AnySizeError(.missingTensor, "\(file.path): no tensor named '\(name)'")
+        }
+        try add(try file.tensor(name), as: newName, to: component, dtype: dtype, origin: "\(file.path): '\(name)'")
+    }
+
+    func names(_ component: ModelComponent) -> Set<String> { Set(tensors[component].map { Array($0.keys) } ?? []) }
+
+    func shape(_ component: ModelComponent, _ name: String) -> [Int]? { tensors[component]?[name]?.shape }
+}
+
+/// Reads and decodes a JSON config file, with one-line errors naming the file.
+func decodeConfig<T: Decodable>(_ type: T.Type, at url: URL) throws -> T {
+    let data: Data
+    do {
+        data = try Data(contentsOf: url)
+    } catch {
+        throw AnySizeError(.missingComponent, "\(url.path): missing or unreadable; the model folder is incomplete")
+    }
+    do {
+        return try JSONDecoder().decode(T.self, from: data)
+    } catch {
+        throw AnySizeError(.corruptFile, "\(url.path): invalid config JSON (\(oneLine(error))); fix or re-download the file")
+    }
+}

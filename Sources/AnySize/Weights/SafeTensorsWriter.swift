@@ -1,0 +1,119 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes float32 tensors as a `.safetensors` file (readable by `safetensors.torch.load_file`).
+///
+/// The file appears atomically: data goes to a temporary file in the destination folder, which is
+/// flushed and renamed over `path` only when complete; on any failure the temporary file is removed
+/// and an existing file at `path` is left untouched.
+public enum SafeTensorsWriter {
+    /// Writes `tensors` (in the given order) with optional `__metadata__` strings.
+    public static func write(_ tensors: [(String, Tensor)], to path: String, metadata: [String: String] = [:]) throws {
+        var seen = Set<String>()
+        for (name, _) in tensors {
+            guard !name.isEmpty, name != "__metadata__" else {
+                throw AnySizeError(.invalidArgument, "\(path): '\(name)' cannot be a tensor name in a safetensors file")
+            }
+            guard seen.insert(name).inserted else {
+                throw AnySizeError(.invalidArgument, "\(path): tensor name '\(name)' appears twice")
+            }
+        }
+        let header = try headerBytes(tensors, metadata: metadata, path: path)
+
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent().path
+        let temporary = folder + "/.\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        guard fd >= 0 else {
+            throw AnySizeError(.io, "\(path): cannot create a file in \(folder) (\(String(cString: strerror(errno))))")
+        }
+        do {
+            try withUnsafeBytes(of: UInt64(header.count).littleEndian) { try writeAll(fd, $0, path: path) }
+            try header.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+            for (_, tensor) in tensors {
+                // Float32 in memory is little-endian on every supported platform.
+                try writeAll(fd, UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.count * 4), path: path)
+            }
+            guard fsync(fd) == 0 else {
+                throw AnySizeError(.io, "\(path): cannot flush to disk (\(String(cString: strerror(errno))))")
+            }
+            guard close(fd) == 0 else {
+                unlink(temporary)
+                throw AnySizeError(.io, "\(path): cannot close the file (\(String(cString: strerror(errno))))")
+            }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw AnySizeError(.io, "\(path): cannot move the finished file into place (\(reason))")
+        }
+    }
+
+    /// The JSON header, space-padded to a multiple of 8 bytes so the data section is aligned.
+    private static func headerBytes(_ tensors: [(String, Tensor)], metadata: [String: String], path: String) throws -> Data {
+        var fields: [String: HeaderField] = [:]
+        var offset = 0
+        for (name, tensor) in tensors {
+            let bytes = tensor.count * 4
+            fields[name] = .tensor(shape: tensor.shape, offsets: [offset, offset + bytes])
+            offset += bytes
+        }
+        if !metadata.isEmpty { fields["__metadata__"] = .metadata(metadata) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var data: Data
+        do {
+            data = try encoder.encode(fields)
+        } catch {
+            throw AnySizeError(.invalidArgument, "\(path): cannot encode the safetensors header (\(oneLine(error)))")
+        }
+        let padding = (8 - data.count % 8) % 8
+        data.append(contentsOf: [UInt8](repeating: 0x20, count: padding))
+        return data
+    }
+
+    private enum HeaderField: Encodable {
+        case tensor(shape: [Int], offsets: [Int])
+        case metadata([String: String])
+
+        enum CodingKeys: String, CodingKey { case dtype, shape, dataOffsets = "data_offsets" }
+
+        func encode(to encoder: Encoder) throws {
+            switch self {
+            case .tensor(let shape, let offsets):
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode("F32", forKey: .dtype)
+                try container.encode(shape, forKey: .shape)
+                try container.encode(offsets, forKey: .dataOffsets)
+            case .metadata(let values):
+                var container = encoder.singleValueContainer()
+                try container.encode(values)
+            }
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        guard var next = bytes.baseAddress else { return }
+        var remaining = bytes.count
+        while remaining > 0 {
+            let written = posixWrite(fd, next, remaining)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw AnySizeError(.io, "\(path): write failed (\(String(cString: strerror(errno))))")
+            }
+            next += written
+            remaining -= written
+        }
+    }
+}
+
+/// The POSIX `write`, outside `SafeTensorsWriter` whose own `write` would shadow it.
+private func posixWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int { write(fd, bytes, count) }

@@ -1,0 +1,140 @@
+import Foundation
+
+/// Loads an original-format (CompVis / A1111) single `.safetensors` checkpoint: `model.diffusion_model.*`
+/// (UNet), `first_stage_model.*` (VAE), and `cond_stage_model.transformer.*` (SD1, transformers CLIP) or
+/// `cond_stage_model.model.*` (SD2, OpenCLIP). Names are mapped by `CheckpointKeys`; configs are inferred
+/// by `SingleFileConfigs`.
+enum SingleFile {
+    static func load(path: String, prediction override: PredictionType?) throws -> StableDiffusionCheckpoint {
+        let file = try SafeTensorsFile(path: path)
+        let names = file.names
+        func component(_ prefix: String) -> SingleFileConfigs.Component {
+            let stripped = names.filter { $0.hasPrefix(prefix) && !CheckpointKeys.isIgnorable($0) }
+                .map { String($0.dropFirst(prefix.count)) }
+            return SingleFileConfigs.Component(names: stripped, shape: { file.shape(of: prefix + $0) }, source: path)
+        }
+        let unetPart = component(CheckpointKeys.unetPrefix)
+        let vaePart = component(CheckpointKeys.vaePrefix)
+        let clipPart = component(CheckpointKeys.clipPrefix)
+        let openCLIPPart = component(CheckpointKeys.openCLIPPrefix)
+        guard !unetPart.names.isEmpty else {
+            throw AnySizeError(.notAModel,
+                "\(path): no UNet tensors (model.diffusion_model.*); not a Stable Diffusion 1.x/2.x checkpoint (SDXL, LoRA, VAE-only and embedding files are not supported)")
+        }
+        guard !vaePart.names.isEmpty else {
+            throw AnySizeError(.missingComponent,
+                "\(path): no VAE tensors (first_stage_model.*); use a full checkpoint that includes the VAE")
+        }
+        let family: ModelFamily
+        switch (clipPart.names.isEmpty, openCLIPPart.names.isEmpty) {
+        case (false, true): family = .sd1
+        case (true, false): family = .sd2
+        case (true, true):
+            throw AnySizeError(.missingComponent,
+                "\(path): no text encoder tensors (cond_stage_model.transformer.* for SD1 or cond_stage_model.model.* for SD2); use a full checkpoint")
+        case (false, false):
+            throw AnySizeError(.unsupportedConfig, "\(path): holds both an SD1 (CLIP) and an SD2 (OpenCLIP) text encoder; the checkpoint is malformed")
+        }
+
+        // Prediction type and trained size: SD1 512 epsilon; SD2 768 v-prediction or 512 epsilon (2.x-base).
+        let yaml = try LDMConfigFile(adjacentTo: path)
+        let yamlPrediction = yaml?.string("model.params.parameterization")
+        let predictionType = override ?? (yamlPrediction == "v" ? .vPrediction : .epsilon)
+        let predictionSource: String
+        if override != nil {
+            predictionSource = "override"
+        } else if let yaml {
+            let file = URL(fileURLWithPath: yaml.path).lastPathComponent
+            predictionSource = yamlPrediction.map { "\(file): parameterization \"\($0)\"" } ?? "\(file): no parameterization (epsilon)"
+        } else {
+            predictionSource = "default, no \(URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent).yaml next to the file"
+        }
+        let side = family == .sd2 && predictionType == .vPrediction ? 768 : 512
+
+        var unetConfig = try SingleFileConfigs.unet(unetPart, family: family, yaml: yaml)
+        var vaeConfig = try SingleFileConfigs.vae(vaePart, yaml: yaml)
+        let textConfig: CLIPTextConfig
+        var lastOpenCLIPBlock: Int?
+        if family == .sd1 {
+            let normalised = SingleFileConfigs.Component(
+                names: clipPart.names.map(CheckpointKeys.clipTextModelName),
+                shape: { name in
+                    file.shape(of: CheckpointKeys.clipPrefix + name)
+                        ?? file.shape(of: CheckpointKeys.clipPrefix + String(name.dropFirst("text_model.".count)))
+                },
+                source: path)
+            textConfig = try SingleFileConfigs.clip(normalised)
+        } else {
+            let inferred = try SingleFileConfigs.openCLIP(openCLIPPart)
+            textConfig = inferred.config
+            lastOpenCLIPBlock = inferred.lastBlock
+        }
+        let vaeScale = 1 << (vaeConfig.blockOutChannels.count - 1)
+        unetConfig.sampleSize = side / vaeScale
+        vaeConfig.sampleSize = side
+
+        let layout = CheckpointKeys.Layout(unetLayersPerBlock: unetConfig.layersPerBlock,
+                                           vaeLevels: vaeConfig.blockOutChannels.count,
+                                           openCLIPLastBlock: lastOpenCLIPBlock)
+        var tensors = ComponentTensors()
+        for component in ModelComponent.allCases { tensors.sources[component] = path }
+        for name in names {
+            switch CheckpointKeys.target(of: name, layout: layout) {
+            case .unet(let newName):
+                try tensors.load(name, from: file, as: newName, to: .unet)
+            case .vae(let newName, let linearFromConv):
+                try loadVAE(name, as: newName, linearFromConv: linearFromConv, from: file, into: &tensors)
+            case .textEncoder(let newName):
+                try tensors.load(name, from: file, as: newName, to: .textEncoder)
+            case .fusedQKV(let attention, let parameter):
+                try splitQKV(name, attention: attention, parameter: parameter, hidden: textConfig.hiddenSize,
+                             from: file, into: &tensors)
+            case .ignored:
+                tensors.ignored.append(name)
+            case .unknown:
+                tensors.unknown.append(name)
+            }
+        }
+        try CheckpointValidation.validate(tensors, unet: unetConfig, vae: vaeConfig, text: textConfig,
+                                          configSource: "\(path) (configs inferred from shapes)")
+        return StableDiffusionCheckpoint(
+            path: path, layout: .singleFile, family: family, predictionType: predictionType,
+            predictionSource: predictionSource, trainedSize: (side, side), unetConfig: unetConfig, vaeConfig: vaeConfig,
+            textConfig: textConfig, schedulerConfigData: nil,
+            tokenizer: .bundled(padToken: family == .sd1 ? "<|endoftext|>" : "!"), tensors: tensors)
+    }
+
+    /// VAE mid-block attention projections are 1x1 convs `[C, C, 1, 1]` in the original; diffusers stores `[C, C]`.
+    private static func loadVAE(_ name: String, as newName: String, linearFromConv: Bool, from file: SafeTensorsFile,
+                                into tensors: inout ComponentTensors) throws {
+        guard let dtype = file.dtype(of: name) else { return }
+        var tensor = try file.tensor(name)
+        if linearFromConv, tensor.rank > 2 {
+            guard tensor.rank == 4, tensor.shape[2] == 1, tensor.shape[3] == 1 else {
+                throw AnySizeError(.shapeMismatch,
+                    "\(file.path): tensor '\(name)' has shape \(tensor.shape); expected a 1x1 convolution [C, C, 1, 1]")
+            }
+            tensor = tensor.reshaped([tensor.shape[0], tensor.shape[1]])
+        }
+        try tensors.add(tensor, as: newName, to: .vae, dtype: dtype, origin: "\(file.path): '\(name)'")
+    }
+
+    /// OpenCLIP's fused `[3D, D]` / `[3D]` attention input projection, split into q, k, v (rows 0..<D, D..<2D, 2D..<3D).
+    private static func splitQKV(_ name: String, attention: String, parameter: String, hidden: Int,
+                                 from file: SafeTensorsFile, into tensors: inout ComponentTensors) throws {
+        guard let dtype = file.dtype(of: name) else { return }
+        let fused = try file.tensor(name)
+        let expected = parameter == "weight" ? [3 * hidden, hidden] : [3 * hidden]
+        guard fused.shape == expected else {
+            throw AnySizeError(.shapeMismatch,
+                "\(file.path): tensor '\(name)' has shape \(fused.shape), expected \(expected) for a \(hidden)-wide text encoder")
+        }
+        let part = fused.count / 3
+        for (index, projection) in ["q_proj", "k_proj", "v_proj"].enumerated() {
+            let out = Tensor(zeros: parameter == "weight" ? [hidden, hidden] : [hidden])
+            out.pointer.update(from: fused.pointer + index * part, count: part)
+            try tensors.add(out, as: "\(attention).\(projection).\(parameter)", to: .textEncoder, dtype: dtype,
+                            origin: "\(file.path): '\(name)'")
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import AnySize
+import ArgumentParser
+
+/// `anysize info`: loads a checkpoint with full validation and prints what it is.
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Show a checkpoint's layout, family, prediction type, trained size, dtypes and parameter counts.")
+
+    @Option(name: .long, help: "A diffusers model folder or a single-file .safetensors checkpoint.")
+    var model: String
+
+    @Option(name: .long, help: "Override the prediction type: epsilon or v.")
+    var prediction: String?
+
+    /// The parsed `--prediction` (checked by `validate()`).
+    private var override: PredictionType? { prediction.flatMap { PredictionType(name: $0) } }
+
+    func validate() throws {
+        if let prediction, override == nil {
+            throw ValidationError("--prediction must be epsilon or v, got '\(prediction)'")
+        }
+    }
+
+    func run() throws {
+        let checkpoint = try StableDiffusionCheckpoint.load(path: model, prediction: override)
+        print(ModelInfo(checkpoint).report, terminator: "")
+    }
+}

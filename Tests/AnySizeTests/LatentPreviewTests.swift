@@ -118,6 +118,35 @@ final class LatentPreviewTests: XCTestCase {
         }
     }
 
+    /// A decoder saved as safetensors loads to the same decoder; a file lacking a tensor is an error naming it.
+    func testApproximateDecoderLoadsSafetensors() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("anysize-approx-st-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var random = TestRandom(state: 17)
+        func tensor(_ shape: [Int]) -> Tensor {
+            Tensor(shape: shape, values: (0 ..< shape.reduce(1, *)).map { _ in Float(random.next() % 2001) / 1000 - 1 })
+        }
+        let named: [(String, Tensor)] = [
+            ("in_proj.weight", tensor([12, 4])), ("in_proj.bias", tensor([12])),
+            ("hidden_layers.0.weight", tensor([12, 12])), ("hidden_layers.0.bias", tensor([12])),
+            ("out_proj.weight", tensor([3, 12])), ("out_proj.bias", tensor([3])),
+        ]
+        let path = folder + "/approx.safetensors"
+        try SafeTensorsWriter.write(named, to: path)
+        let direct = try ApproximateDecoder(tensors: Dictionary(uniqueKeysWithValues: named), source: "memory")
+        let loaded = try ApproximateDecoder(file: path)
+        let latents = tensor([2, 4, 3, 5])
+        XCTAssertEqual(loaded.rgb(fromLatents: latents).scalars, direct.rgb(fromLatents: latents).scalars)
+
+        let partial = folder + "/partial.safetensors"
+        try SafeTensorsWriter.write(Array(named.dropLast()), to: partial)
+        XCTAssertThrowsError(try ApproximateDecoder(safetensorsFile: partial)) { error in
+            XCTAssertEqual((error as? AnySizeError)?.kind, .missingTensor)
+            XCTAssertTrue("\(error)".contains(partial))
+        }
+    }
+
     /// ComfyUI's SD15 factors: torch reference and a naive per-pixel sum.
     func testLinearDecoderMatchesReferenceAndNaiveSum() throws {
         let reference = try PreviewReference.section("approx")

@@ -102,6 +102,23 @@ public struct ApproximateDecoder: PixelwiseLatentDecoder {
         try self.init(tensors: JSONTensors.load(path: path), source: path)
     }
 
+    /// Loads parameters from a `.safetensors` file holding the tensors named above (F32, F16, BF16 or F64).
+    public init(safetensorsFile path: String) throws {
+        let file = try SafeTensorsFile(path: path)
+        var tensors: [String: Tensor] = [:]
+        for name in file.names { tensors[name] = try file.tensor(name) }
+        try self.init(tensors: tensors, source: path)
+    }
+
+    /// Loads a user-supplied decoder: `.json` files as `init(jsonFile:)`, anything else as safetensors.
+    public init(file path: String) throws {
+        if path.lowercased().hasSuffix(".json") {
+            try self.init(jsonFile: path)
+        } else {
+            try self.init(safetensorsFile: path)
+        }
+    }
+
     /// The bundled SD1.5 weights (BSD-3-Clause, copyright 2023 Alex Birch).
     public static func bundledSD15() throws -> ApproximateDecoder {
         guard let url = Bundle.module.url(forResource: "approx_decoder_sd15", withExtension: "json", subdirectory: "Resources") else {

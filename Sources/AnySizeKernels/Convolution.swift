@@ -8,6 +8,7 @@ public protocol ConvolutionAlgorithm: Sendable {
 ///
 /// The weight [O, I, k, k] is used in place as the GEMM matrix [O, I*k*k].
 public final class Conv2D: @unchecked Sendable {
+    /// O, I, k (from the weight), and the stride and zero padding applied on both spatial axes.
     public let outChannels: Int, inChannels: Int, kernelSize: Int, stride: Int, padding: Int
     /// [O, I, k, k] (PyTorch layout).
     public let weight: Tensor
@@ -65,6 +66,7 @@ public struct Im2ColConvolution: ConvolutionAlgorithm {
         self.maxColumnBytes = maxColumnBytes
     }
 
+    /// out [B, O, Ho, Wo] = bias + conv(input [B, I, H, W]) for `layer`.
     public func forward(_ input: Tensor, layer: Conv2D) -> Tensor {
         precondition(input.rank == 4 && input.shape[1] == layer.inChannels,
                      "Conv2D expects [B, \(layer.inChannels), H, W], got \(input.shape)")

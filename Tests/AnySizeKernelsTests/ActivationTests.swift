@@ -31,6 +31,8 @@ final class ActivationTests: XCTestCase {
         XCTAssertEqual(FastMath.exp(-.infinity), 0)
         XCTAssertEqual(FastMath.exp(100), .infinity)
         XCTAssertEqual(FastMath.exp(0), 1)
+        XCTAssertTrue(FastMath.exp(.nan).isNaN, "NaN must propagate")
+        XCTAssertTrue(FastMath.erf(.nan).isNaN, "NaN must propagate")
 
         var worstErf = 0.0
         v = -6
@@ -88,6 +90,9 @@ final class ActivationTests: XCTestCase {
         for (name, op, limit) in cases {
             let x = Tensor(shape: [extremes.count], values: extremes)
             op(x)
+            let nan = Tensor(shape: [1], values: [.nan])
+            op(nan)
+            XCTAssertTrue(nan.pointer[0].isNaN, "\(name)(NaN) must be NaN")
             for (v, y) in zip(extremes, x.buffer) {
                 XCTAssertTrue(y.isFinite, "\(name)(\(v)) = \(y)")
                 XCTAssertEqual(Double(y), limit(Double(v)), accuracy: 1e-6 * Double(abs(v)), "\(name)(\(v))")

@@ -41,6 +41,13 @@ final class SoftmaxTests: XCTestCase {
         }
     }
 
+    func testNaNPropagates() {
+        let x = Tensor(shape: [2, 3], values: [1, .nan, 2, 0, 1, 2])
+        Softmax.lastAxisInPlace(x)
+        XCTAssertTrue(x.pointer[0].isNaN && x.pointer[2].isNaN, "a NaN logit must poison its row")
+        XCTAssertTrue(x.buffer[3 ..< 6].allSatisfy(\.isFinite), "other rows stay finite")
+    }
+
     func testMaskedEntries() {
         let x = Tensor(shape: [2, 4], values: [1, -.infinity, 2, -.infinity,
                                                -.infinity, -.infinity, -.infinity, -.infinity])

@@ -20,21 +20,6 @@ public enum ModelFamily: String, Sendable {
     public var displayName: String { self == .sd1 ? "SD1.x" : "SD2.x" }
 }
 
-/// What the UNet predicts (diffusers' scheduler `prediction_type`).
-public enum PredictionType: String, Sendable, CaseIterable {
-    case epsilon
-    case vPrediction = "v_prediction"
-
-    /// Parses a user or config spelling: `epsilon` / `eps`, `v` / `v_prediction` / `v-prediction`.
-    public init?(name: String) {
-        switch name.lowercased() {
-        case "epsilon", "eps": self = .epsilon
-        case "v", "v_prediction", "v-prediction", "vprediction": self = .vPrediction
-        default: return nil
-        }
-    }
-}
-
 /// Where the CLIP tokenizer comes from.
 public enum TokenizerSource: Equatable, Sendable {
     /// A transformers tokenizer folder (`vocab.json`, `merges.txt`, `special_tokens_map.json`, ...).
@@ -147,18 +132,6 @@ public struct StableDiffusionCheckpoint {
     }
 }
 
-/// File extensions of Python pickle checkpoints, which are refused.
-let pickleExtensions: Set<String> = ["ckpt", "pt", "pth", "bin", "pkl", "pickle"]
-
-/// The error for a pickle checkpoint, with a working conversion command.
-func pickleRefusal(_ path: String) -> AnySizeError {
-    let out = URL(fileURLWithPath: path).deletingPathExtension().path + ".safetensors"
-    return AnySizeError(.unsupportedFormat,
-        "\(path): pickle checkpoints can run arbitrary code when loaded; convert it to .safetensors first "
-        + "(e.g. python -c 'import torch, safetensors.torch as s; sd=torch.load(\"\(path)\", map_location=\"cpu\", weights_only=True); "
-        + "sd=sd.get(\"state_dict\", sd); s.save_file({k: v.contiguous() for k, v in sd.items() if isinstance(v, torch.Tensor)}, \"\(out)\")')")
-}
-
 /// Tensors gathered per component while loading, with dtype counts and the names left out.
 struct ComponentTensors {
     var tensors: [ModelComponent: [String: Tensor]] = [:]
@@ -192,17 +165,31 @@ struct ComponentTensors {
     func shape(_ component: ModelComponent, _ name: String) -> [Int]? { tensors[component]?[name]?.shape }
 }
 
-/// Reads and decodes a JSON config file, with one-line errors naming the file.
-func decodeConfig<T: Decodable>(_ type: T.Type, at url: URL) throws -> T {
-    let data: Data
-    do {
-        data = try Data(contentsOf: url)
-    } catch {
-        throw AnySizeError(.missingComponent, "\(url.path): missing or unreadable; the model folder is incomplete")
+extension StableDiffusionCheckpoint {
+    /// File extensions of Python pickle checkpoints, which are refused.
+    static let pickleExtensions: Set<String> = ["ckpt", "pt", "pth", "bin", "pkl", "pickle"]
+
+    /// The error for a pickle checkpoint, with a working conversion command.
+    static func pickleRefusal(_ path: String) -> AnySizeError {
+        let out = URL(fileURLWithPath: path).deletingPathExtension().path + ".safetensors"
+        return AnySizeError(.unsupportedFormat,
+            "\(path): pickle checkpoints can run arbitrary code when loaded; convert it to .safetensors first "
+            + "(e.g. python -c 'import torch, safetensors.torch as s; sd=torch.load(\"\(path)\", map_location=\"cpu\", weights_only=True); "
+            + "sd=sd.get(\"state_dict\", sd); s.save_file({k: v.contiguous() for k, v in sd.items() if isinstance(v, torch.Tensor)}, \"\(out)\")')")
     }
-    do {
-        return try JSONDecoder().decode(T.self, from: data)
-    } catch {
-        throw AnySizeError(.corruptFile, "\(url.path): invalid config JSON (\(oneLine(error))); fix or re-download the file")
+
+    /// Reads and decodes a JSON config file, with one-line errors naming the file.
+    static func decodeConfig<T: Decodable>(_ type: T.Type, at url: URL) throws -> T {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw AnySizeError(.missingComponent, "\(url.path): missing or unreadable; the model folder is incomplete")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            throw AnySizeError(.corruptFile, "\(url.path): invalid config JSON (\(oneLineDescription(error))); fix or re-download the file")
+        }
     }
 }

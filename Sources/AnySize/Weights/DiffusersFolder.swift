@@ -23,9 +23,9 @@ enum DiffusersFolder {
         }
 
         let unetConfigURL = root.appendingPathComponent("unet/config.json")
-        let unetConfig = try decodeConfig(UNetConfig.self, at: unetConfigURL)
-        let vaeConfig = try decodeConfig(VAEConfig.self, at: root.appendingPathComponent("vae/config.json"))
-        let textConfig = try decodeConfig(CLIPTextConfig.self, at: root.appendingPathComponent("text_encoder/config.json"))
+        let unetConfig = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: unetConfigURL)
+        let vaeConfig = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: root.appendingPathComponent("vae/config.json"))
+        let textConfig = try StableDiffusionCheckpoint.decodeConfig(CLIPTextConfig.self, at: root.appendingPathComponent("text_encoder/config.json"))
 
         let schedulerURL = root.appendingPathComponent("scheduler/scheduler_config.json")
         let scheduler = try jsonObject(at: schedulerURL)
@@ -77,7 +77,7 @@ enum DiffusersFolder {
         guard let found = candidates.first(where: { fm.fileExists(atPath: folder.appendingPathComponent($0).path) }) else {
             let pickles = ["\(baseName).bin", "\(baseName).fp16.bin", "pytorch_model.bin", "\(baseName).ckpt"]
             if let pickle = pickles.first(where: { fm.fileExists(atPath: folder.appendingPathComponent($0).path) }) {
-                throw pickleRefusal(folder.appendingPathComponent(pickle).path)
+                throw StableDiffusionCheckpoint.pickleRefusal(folder.appendingPathComponent(pickle).path)
             }
             throw AnySizeError(.missingComponent,
                 "\(folder.path): no weights (expected \(baseName).safetensors); the model folder is incomplete")
@@ -108,7 +108,7 @@ enum DiffusersFolder {
             let weightMap: [String: String]
             enum CodingKeys: String, CodingKey { case weightMap = "weight_map" }
         }
-        let map = try decodeConfig(ShardIndex.self, at: index).weightMap
+        let map = try StableDiffusionCheckpoint.decodeConfig(ShardIndex.self, at: index).weightMap
         for shard in Set(map.values).sorted() {
             guard !shard.contains("/"), !shard.hasPrefix(".") else {
                 throw AnySizeError(.corruptFile, "\(index.path): shard name '\(shard)' must be a file name in the same folder")

@@ -89,7 +89,12 @@ public struct StableDiffusionCheckpoint {
     /// - Parameters:
     ///   - path: model folder or file.
     ///   - override: prediction type to use instead of the model's own (`--prediction`).
-    public static func load(path: String, prediction override: PredictionType? = nil) throws -> StableDiffusionCheckpoint {
+    ///   - configFolder: for a single file, a diffusers folder whose `unet/config.json` and `vae/config.json`
+    ///     replace the configs inferred from the tensor shapes (as diffusers' `from_single_file(config:)`), for
+    ///     settings shapes cannot show, such as GroupNorm group counts (LDM fixes 32); the trained size then
+    ///     follows the folder's `sample_size`. Ignored for folders.
+    public static func load(path: String, prediction override: PredictionType? = nil,
+                            configFolder: String? = nil) throws -> StableDiffusionCheckpoint {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw AnySizeError(.fileNotFound, "\(path): no such file or folder; pass a diffusers model folder or a .safetensors file")
@@ -103,7 +108,7 @@ public struct StableDiffusionCheckpoint {
             throw AnySizeError(.unsupportedFormat,
                 "\(path): unsupported file type '.\(ext)'; pass a diffusers model folder or a .safetensors checkpoint")
         }
-        return try SingleFile.load(path: path, prediction: override)
+        return try SingleFile.load(path: path, prediction: override, configFolder: configFolder)
     }
 
     /// Memberwise initializer used by the loaders.

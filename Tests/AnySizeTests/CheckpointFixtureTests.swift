@@ -353,6 +353,10 @@ final class FixtureCheckpointTests: XCTestCase {
         assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: copy.path),
                                  mentioning: ["'\(toK)' has shape \(toKShape)", "needs size 768 in dimension 1"], "cross")
         try pristine.write(to: unetConfig)
+        try editJSON(unetConfig) { $0["addition_embed_type"] = "text_time" }
+        assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: copy.path),
+                                 mentioning: [unetConfig.path, "class or addition embeddings (SDXL, upscaler, unCLIP) is not supported"], "sdxl unet")
+        try pristine.write(to: unetConfig)
         try editJSON(copy.appendingPathComponent("text_encoder/config.json")) { $0["num_hidden_layers"] = 12 }
         assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: copy.path),
                                  mentioning: [copy.appendingPathComponent("text_encoder").path, "3 text encoder layers", "says 12"], "text layers")

@@ -12,7 +12,10 @@ enum DiffusersFolder {
             throw AnySizeError(.notAModel,
                 "\(path): not a diffusers model folder (no model_index.json); pass a folder with model_index.json, unet/, vae/, text_encoder/, tokenizer/ and scheduler/, or a .safetensors file")
         }
-        _ = try jsonObject(at: modelIndex)
+        let pipelineClass = try jsonObject(at: modelIndex).object["_class_name"] as? String ?? ""
+        guard !pipelineClass.hasPrefix("StableDiffusionXL"), !pipelineClass.hasPrefix("StableDiffusion3") else {
+            throw AnySizeError(.unsupportedConfig, "\(modelIndex.path): \(pipelineClass) models are not supported; use a Stable Diffusion 1.x or 2.x model")
+        }
         for folder in ["unet", "vae", "text_encoder", "tokenizer", "scheduler"] {
             var isDirectory: ObjCBool = false
             guard fm.fileExists(atPath: root.appendingPathComponent(folder).path, isDirectory: &isDirectory),
@@ -24,6 +27,10 @@ enum DiffusersFolder {
 
         let unetConfigURL = root.appendingPathComponent("unet/config.json")
         let unetConfig = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: unetConfigURL)
+        guard unetConfig.additionEmbedType == nil, unetConfig.classEmbedType == nil else {
+            throw AnySizeError(.unsupportedConfig,
+                "\(unetConfigURL.path): a UNet with class or addition embeddings (SDXL, upscaler, unCLIP) is not supported; use a Stable Diffusion 1.x or 2.x model")
+        }
         let vaeConfig = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: root.appendingPathComponent("vae/config.json"))
         let textConfig = try StableDiffusionCheckpoint.decodeConfig(CLIPTextConfig.self, at: root.appendingPathComponent("text_encoder/config.json"))
 

@@ -17,6 +17,9 @@ enum SingleFile {
         let vaePart = component(CheckpointKeys.vaePrefix)
         let clipPart = component(CheckpointKeys.clipPrefix)
         let openCLIPPart = component(CheckpointKeys.openCLIPPrefix)
+        guard !names.contains(where: { $0.hasPrefix("conditioner.embedders.") }) else {
+            throw AnySizeError(.unsupportedConfig, "\(path): an SDXL checkpoint (conditioner.embedders.*); use a Stable Diffusion 1.x or 2.x model")
+        }
         guard !unetPart.names.isEmpty else {
             throw AnySizeError(.notAModel,
                 "\(path): no UNet tensors (model.diffusion_model.*); not a Stable Diffusion 1.x/2.x checkpoint (SDXL, LoRA, VAE-only and embedding files are not supported)")

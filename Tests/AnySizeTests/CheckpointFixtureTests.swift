@@ -21,7 +21,8 @@ final class FixtureCheckpointTests: XCTestCase {
     /// Same names and bit-identical values.
     private func assertIdentical(_ a: ParameterStore, _ b: ParameterStore, _ label: String,
                                  file: StaticString = #filePath, line: UInt = #line) throws {
-        XCTAssertEqual(a.names, b.names, "\(label): names differ", file: file, line: line)
+        XCTAssertEqual(Set(a.names).subtracting(b.names).sorted(), [], "\(label): names only in the first", file: file, line: line)
+        XCTAssertEqual(Set(b.names).subtracting(a.names).sorted(), [], "\(label): names only in the second", file: file, line: line)
         var differing: [String] = []
         for name in Set(a.names).intersection(b.names).sorted() {
             let x = try a.take(name), y = try b.take(name)
@@ -68,7 +69,8 @@ final class FixtureCheckpointTests: XCTestCase {
             XCTAssertEqual(v.transformerLayersPerBlock, u.transformerLayersPerBlock, family)
             XCTAssertEqual(v.useLinearProjection, u.useLinearProjection, family)
             XCTAssertEqual(v.upcastAttention, u.upcastAttention, family)
-            XCTAssertEqual(v.normNumGroups, u.normNumGroups, family)
+            // LDM code fixes GroupNorm at 32 groups; the tiny models use fewer (see testConfigFolderForSingleFile).
+            XCTAssertEqual(v.normNumGroups, 32, family)
 
             let (a, b) = (folder.vaeConfig, single.vaeConfig)
             XCTAssertEqual(b.inChannels, a.inChannels, family)
@@ -76,7 +78,7 @@ final class FixtureCheckpointTests: XCTestCase {
             XCTAssertEqual(b.latentChannels, a.latentChannels, family)
             XCTAssertEqual(b.blockOutChannels, a.blockOutChannels, family)
             XCTAssertEqual(b.layersPerBlock, a.layersPerBlock, family)
-            XCTAssertEqual(b.normNumGroups, a.normNumGroups, family)
+            XCTAssertEqual(b.normNumGroups, 32, family)
             XCTAssertEqual(b.scalingFactor, a.scalingFactor, family)
             XCTAssertEqual(b.sampleSize, a.sampleSize, family)
             XCTAssertEqual(b.midBlockAddAttention, a.midBlockAddAttention, family)
@@ -93,6 +95,32 @@ final class FixtureCheckpointTests: XCTestCase {
             XCTAssertEqual(t.layerNormEps, s.layerNormEps, family)
             XCTAssertEqual(t.vocabSize, 49408, family)
         }
+    }
+
+    /// With the folder as config (diffusers' `from_single_file(config:)`), a single file gets the folder's UNet
+    /// and VAE configs, group counts included; configs that contradict the weights are refused.
+    func testConfigFolderForSingleFile() throws {
+        for family in ["tiny-sd1", "tiny-sd2"] {
+            let folderPath = try Self.fixture(family)
+            let folder = try StableDiffusionCheckpoint.load(path: folderPath)
+            let single = try StableDiffusionCheckpoint.load(path: try Self.fixture("\(family).safetensors"), configFolder: folderPath)
+            XCTAssertEqual(single.unetConfig.normNumGroups, folder.unetConfig.normNumGroups, family)
+            XCTAssertEqual(single.vaeConfig.normNumGroups, folder.vaeConfig.normNumGroups, family)
+            XCTAssertNotEqual(single.unetConfig.normNumGroups, 32, family)
+            XCTAssertEqual(single.unetConfig.blockOutChannels, folder.unetConfig.blockOutChannels, family)
+            XCTAssertEqual((0 ..< 4).map(single.unetConfig.heads), (0 ..< 4).map(folder.unetConfig.heads), family)
+            XCTAssertEqual(single.vaeConfig.sampleSize, folder.vaeConfig.sampleSize, family)
+            XCTAssertEqual(single.trainedSize.width, folder.trainedSize.width, family)
+            XCTAssertEqual(single.family, folder.family, family)
+            try assertIdentical(folder.unet, single.unet, "\(family) unet with config folder")
+        }
+        let sd1Folder = try Self.fixture("tiny-sd1")
+        assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: try Self.fixture("tiny-sd2.safetensors"), configFolder: sd1Folder),
+                                 mentioning: ["proj_in.weight", "use_linear_projection is false", "tiny-sd1 (unet and vae config.json)"],
+                                 "sd1 config for sd2 weights")
+        let missing = "/nonexistent/config-folder"
+        assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: try Self.fixture("tiny-sd1.safetensors"), configFolder: missing),
+                                 mentioning: ["\(missing)/unet/config.json", "missing"], "missing config folder")
     }
 
     func testFamilyPredictionAndTrainedSize() throws {
@@ -192,9 +220,16 @@ final class FixtureCheckpointTests: XCTestCase {
         XCTAssertEqual(lines[3], "prediction: v_prediction (tiny-sd2.yaml: parameterization \"v\")")
         XCTAssertEqual(lines[4], "trained size: 768x768")
         XCTAssertEqual(lines[5], "tokenizer: bundled CLIP BPE, padding with \"!\"")
-        XCTAssertTrue(lines[6].hasPrefix("unet: 1,644,772 (1.64M) parameters in 684 tensors (684 F16)"), lines[6])
-        XCTAssertTrue(lines[7].hasPrefix("vae: "), lines[7])
-        XCTAssertTrue(lines[8].hasPrefix("text_encoder: "), lines[8])
+        let c = try StableDiffusionCheckpoint.load(path: try Self.fixture("tiny-sd2.safetensors"))
+        for (line, component) in zip(lines[6 ... 8], ModelComponent.allCases) {
+            let store = c.store(component)
+            let words = line.split(separator: " ").map(String.init)
+            XCTAssertEqual(words[0], "\(component.rawValue):")
+            XCTAssertEqual(words[1].filter { $0 != "," }, String(store.parameterCount), line)
+            XCTAssertTrue(line.hasSuffix("parameters in \(store.names.count) tensors (\(store.names.count) F16)"), line)
+        }
+        XCTAssertEqual(c.unet.parameterCount, 418_932)
+        XCTAssertTrue(lines[6].hasPrefix("unet: 418,932 (418.93K) parameters"), lines[6])
         XCTAssertTrue(lines[9].hasPrefix("ignored tensors: 19: alphas_cumprod, "), lines[9])
         XCTAssertEqual(lines[10], "unknown tensors: none")
         var limited = ModelInfo(try StableDiffusionCheckpoint.load(path: try Self.fixture("tiny-sd2.safetensors")))
@@ -301,17 +336,26 @@ final class FixtureCheckpointTests: XCTestCase {
         let copy = try copyFixture("tiny-sd1", to: temp)
         let unetConfig = copy.appendingPathComponent("unet/config.json")
         let pristine = try Data(contentsOf: unetConfig)
-        try editJSON(unetConfig) { $0["block_out_channels"] = [32, 32, 32, 64] }
+        let original = try StableDiffusionCheckpoint.load(path: copy.path)
+        let channels = original.unetConfig.blockOutChannels
+        try editJSON(unetConfig) { $0["block_out_channels"] = Array(channels.dropLast()) + [2 * channels[3]] }
         assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: copy.path), mentioning: [
             copy.appendingPathComponent("unet").path,
-            "unet tensor 'down_blocks.3.resnets.0.conv1.weight' has shape [32, 32, 3, 3]", "needs size 64 in dimension 0",
+            "unet tensor 'down_blocks.3.resnets.0.conv1.weight' has shape [\(channels[3]), \(channels[2]), 3, 3]",
+            "needs size \(2 * channels[3]) in dimension 0",
         ], "channels")
-        try editJSON(unetConfig) { $0["block_out_channels"] = [32, 32, 32, 32]; $0["layers_per_block"] = 3 }
+        try editJSON(unetConfig) { $0["block_out_channels"] = channels; $0["layers_per_block"] = 3 }
         assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: copy.path),
                                  mentioning: ["2 resnets in UNet down block 0", "says 3"], "layers")
+        let toK = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"
+        let toKShape = try XCTUnwrap(original.unet.shape(of: toK))
         try editJSON(unetConfig) { $0["layers_per_block"] = 2; $0["cross_attention_dim"] = 768 }
         assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: copy.path),
-                                 mentioning: ["attn2.to_k.weight' has shape [32, 8]", "needs size 768 in dimension 1"], "cross")
+                                 mentioning: ["'\(toK)' has shape \(toKShape)", "needs size 768 in dimension 1"], "cross")
+        try pristine.write(to: unetConfig)
+        try editJSON(unetConfig) { $0["addition_embed_type"] = "text_time" }
+        assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: copy.path),
+                                 mentioning: [unetConfig.path, "class or addition embeddings (SDXL, upscaler, unCLIP) is not supported"], "sdxl unet")
         try pristine.write(to: unetConfig)
         try editJSON(copy.appendingPathComponent("text_encoder/config.json")) { $0["num_hidden_layers"] = 12 }
         assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: copy.path),

@@ -109,6 +109,21 @@ final class CheckpointTests: XCTestCase {
                                  mentioning: [noText, "no text encoder tensors"], "no text encoder")
     }
 
+    /// SDXL and other model types are refused by name rather than failing later on shapes.
+    func testOtherModelTypesAreRefused() throws {
+        let folder = try Support.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let index = folder.appendingPathComponent("model_index.json")
+        try Data("{\"_class_name\": \"StableDiffusionXLPipeline\"}".utf8).write(to: index)
+        assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: folder.path),
+                                 mentioning: [index.path, "StableDiffusionXLPipeline models are not supported"], "sdxl folder")
+        let t = Tensor(shape: [2], values: [1, 2])
+        let sdxl = folder.appendingPathComponent("sdxl.safetensors").path
+        try SafeTensorsWriter.write([("model.diffusion_model.input_blocks.0.0.weight", t),
+                                     ("conditioner.embedders.0.transformer.text_model.final_layer_norm.weight", t)], to: sdxl)
+        assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: sdxl), mentioning: [sdxl, "an SDXL checkpoint"], "sdxl file")
+    }
+
     func testPredictionTypeNames() {
         XCTAssertEqual(PredictionType(name: "epsilon"), .epsilon)
         XCTAssertEqual(PredictionType(name: "eps"), .epsilon)

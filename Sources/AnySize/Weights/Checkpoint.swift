@@ -20,21 +20,6 @@ public enum ModelFamily: String, Sendable {
     public var displayName: String { self == .sd1 ? "SD1.x" : "SD2.x" }
 }
 
-/// What the UNet predicts (diffusers' scheduler `prediction_type`).
-public enum PredictionType: String, Sendable, CaseIterable {
-    case epsilon
-    case vPrediction = "v_prediction"
-
-    /// Parses a user or config spelling: `epsilon` / `eps`, `v` / `v_prediction` / `v-prediction`.
-    public init?(name: String) {
-        switch name.lowercased() {
-        case "epsilon", "eps": self = .epsilon
-        case "v", "v_prediction", "v-prediction", "vprediction": self = .vPrediction
-        default: return nil
-        }
-    }
-}
-
 /// Where the CLIP tokenizer comes from.
 public enum TokenizerSource: Equatable, Sendable {
     /// A transformers tokenizer folder (`vocab.json`, `merges.txt`, `special_tokens_map.json`, ...).
@@ -104,7 +89,12 @@ public struct StableDiffusionCheckpoint {
     /// - Parameters:
     ///   - path: model folder or file.
     ///   - override: prediction type to use instead of the model's own (`--prediction`).
-    public static func load(path: String, prediction override: PredictionType? = nil) throws -> StableDiffusionCheckpoint {
+    ///   - configFolder: for a single file, a diffusers folder whose `unet/config.json` and `vae/config.json`
+    ///     replace the configs inferred from the tensor shapes (as diffusers' `from_single_file(config:)`), for
+    ///     settings shapes cannot show, such as GroupNorm group counts (LDM fixes 32); the trained size then
+    ///     follows the folder's `sample_size`. Ignored for folders.
+    public static func load(path: String, prediction override: PredictionType? = nil,
+                            configFolder: String? = nil) throws -> StableDiffusionCheckpoint {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw AnySizeError(.fileNotFound, "\(path): no such file or folder; pass a diffusers model folder or a .safetensors file")
@@ -118,7 +108,7 @@ public struct StableDiffusionCheckpoint {
             throw AnySizeError(.unsupportedFormat,
                 "\(path): unsupported file type '.\(ext)'; pass a diffusers model folder or a .safetensors checkpoint")
         }
-        return try SingleFile.load(path: path, prediction: override)
+        return try SingleFile.load(path: path, prediction: override, configFolder: configFolder)
     }
 
     /// Memberwise initializer used by the loaders.
@@ -145,18 +135,6 @@ public struct StableDiffusionCheckpoint {
         ignoredTensors = tensors.ignored.sorted()
         unknownTensors = tensors.unknown.sorted()
     }
-}
-
-/// File extensions of Python pickle checkpoints, which are refused.
-let pickleExtensions: Set<String> = ["ckpt", "pt", "pth", "bin", "pkl", "pickle"]
-
-/// The error for a pickle checkpoint, with a working conversion command.
-func pickleRefusal(_ path: String) -> AnySizeError {
-    let out = URL(fileURLWithPath: path).deletingPathExtension().path + ".safetensors"
-    return AnySizeError(.unsupportedFormat,
-        "\(path): pickle checkpoints can run arbitrary code when loaded; convert it to .safetensors first "
-        + "(e.g. python -c 'import torch, safetensors.torch as s; sd=torch.load(\"\(path)\", map_location=\"cpu\", weights_only=True); "
-        + "sd=sd.get(\"state_dict\", sd); s.save_file({k: v.contiguous() for k, v in sd.items() if isinstance(v, torch.Tensor)}, \"\(out)\")')")
 }
 
 /// Tensors gathered per component while loading, with dtype counts and the names left out.
@@ -192,17 +170,31 @@ struct ComponentTensors {
     func shape(_ component: ModelComponent, _ name: String) -> [Int]? { tensors[component]?[name]?.shape }
 }
 
-/// Reads and decodes a JSON config file, with one-line errors naming the file.
-func decodeConfig<T: Decodable>(_ type: T.Type, at url: URL) throws -> T {
-    let data: Data
-    do {
-        data = try Data(contentsOf: url)
-    } catch {
-        throw AnySizeError(.missingComponent, "\(url.path): missing or unreadable; the model folder is incomplete")
+extension StableDiffusionCheckpoint {
+    /// File extensions of Python pickle checkpoints, which are refused.
+    static let pickleExtensions: Set<String> = ["ckpt", "pt", "pth", "bin", "pkl", "pickle"]
+
+    /// The error for a pickle checkpoint, with a working conversion command.
+    static func pickleRefusal(_ path: String) -> AnySizeError {
+        let out = URL(fileURLWithPath: path).deletingPathExtension().path + ".safetensors"
+        return AnySizeError(.unsupportedFormat,
+            "\(path): pickle checkpoints can run arbitrary code when loaded; convert it to .safetensors first "
+            + "(e.g. python -c 'import torch, safetensors.torch as s; sd=torch.load(\"\(path)\", map_location=\"cpu\", weights_only=True); "
+            + "sd=sd.get(\"state_dict\", sd); s.save_file({k: v.contiguous() for k, v in sd.items() if isinstance(v, torch.Tensor)}, \"\(out)\")')")
     }
-    do {
-        return try JSONDecoder().decode(T.self, from: data)
-    } catch {
-        throw AnySizeError(.corruptFile, "\(url.path): invalid config JSON (\(oneLine(error))); fix or re-download the file")
+
+    /// Reads and decodes a JSON config file, with one-line errors naming the file.
+    static func decodeConfig<T: Decodable>(_ type: T.Type, at url: URL) throws -> T {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw AnySizeError(.missingComponent, "\(url.path): missing or unreadable; the model folder is incomplete")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            throw AnySizeError(.corruptFile, "\(url.path): invalid config JSON (\(oneLineDescription(error))); fix or re-download the file")
+        }
     }
 }

@@ -12,7 +12,10 @@ enum DiffusersFolder {
             throw AnySizeError(.notAModel,
                 "\(path): not a diffusers model folder (no model_index.json); pass a folder with model_index.json, unet/, vae/, text_encoder/, tokenizer/ and scheduler/, or a .safetensors file")
         }
-        _ = try jsonObject(at: modelIndex)
+        let pipelineClass = try jsonObject(at: modelIndex).object["_class_name"] as? String ?? ""
+        guard !pipelineClass.hasPrefix("StableDiffusionXL"), !pipelineClass.hasPrefix("StableDiffusion3") else {
+            throw AnySizeError(.unsupportedConfig, "\(modelIndex.path): \(pipelineClass) models are not supported; use a Stable Diffusion 1.x or 2.x model")
+        }
         for folder in ["unet", "vae", "text_encoder", "tokenizer", "scheduler"] {
             var isDirectory: ObjCBool = false
             guard fm.fileExists(atPath: root.appendingPathComponent(folder).path, isDirectory: &isDirectory),
@@ -23,9 +26,13 @@ enum DiffusersFolder {
         }
 
         let unetConfigURL = root.appendingPathComponent("unet/config.json")
-        let unetConfig = try decodeConfig(UNetConfig.self, at: unetConfigURL)
-        let vaeConfig = try decodeConfig(VAEConfig.self, at: root.appendingPathComponent("vae/config.json"))
-        let textConfig = try decodeConfig(CLIPTextConfig.self, at: root.appendingPathComponent("text_encoder/config.json"))
+        let unetConfig = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: unetConfigURL)
+        guard unetConfig.additionEmbedType == nil, unetConfig.classEmbedType == nil else {
+            throw AnySizeError(.unsupportedConfig,
+                "\(unetConfigURL.path): a UNet with class or addition embeddings (SDXL, upscaler, unCLIP) is not supported; use a Stable Diffusion 1.x or 2.x model")
+        }
+        let vaeConfig = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: root.appendingPathComponent("vae/config.json"))
+        let textConfig = try StableDiffusionCheckpoint.decodeConfig(CLIPTextConfig.self, at: root.appendingPathComponent("text_encoder/config.json"))
 
         let schedulerURL = root.appendingPathComponent("scheduler/scheduler_config.json")
         let scheduler = try jsonObject(at: schedulerURL)
@@ -77,7 +84,7 @@ enum DiffusersFolder {
         guard let found = candidates.first(where: { fm.fileExists(atPath: folder.appendingPathComponent($0).path) }) else {
             let pickles = ["\(baseName).bin", "\(baseName).fp16.bin", "pytorch_model.bin", "\(baseName).ckpt"]
             if let pickle = pickles.first(where: { fm.fileExists(atPath: folder.appendingPathComponent($0).path) }) {
-                throw pickleRefusal(folder.appendingPathComponent(pickle).path)
+                throw StableDiffusionCheckpoint.pickleRefusal(folder.appendingPathComponent(pickle).path)
             }
             throw AnySizeError(.missingComponent,
                 "\(folder.path): no weights (expected \(baseName).safetensors); the model folder is incomplete")
@@ -108,7 +115,7 @@ enum DiffusersFolder {
             let weightMap: [String: String]
             enum CodingKeys: String, CodingKey { case weightMap = "weight_map" }
         }
-        let map = try decodeConfig(ShardIndex.self, at: index).weightMap
+        let map = try StableDiffusionCheckpoint.decodeConfig(ShardIndex.self, at: index).weightMap
         for shard in Set(map.values).sorted() {
             guard !shard.contains("/"), !shard.hasPrefix(".") else {
                 throw AnySizeError(.corruptFile, "\(index.path): shard name '\(shard)' must be a file name in the same folder")

@@ -153,7 +153,7 @@ public final class SafeTensorsFile {
             throw AnySizeError(error.kind, "\(path): \(error.message)")
         } catch {
             throw AnySizeError(.corruptFile,
-                "\(path): the header is not valid safetensors JSON (\(oneLine(error))); the file is corrupt or not a safetensors file")
+                "\(path): the header is not valid safetensors JSON (\(oneLineDescription(error))); the file is corrupt or not a safetensors file")
         }
 
         var entries: [String: Entry] = [:]
@@ -228,7 +228,7 @@ private struct SafeTensorsHeader: Decodable {
                 do {
                     metadata = try container.decode([String: String].self, forKey: key)
                 } catch {
-                    throw AnySizeError(.corruptFile, "__metadata__ must map strings to strings (\(oneLine(error)))")
+                    throw AnySizeError(.corruptFile, "__metadata__ must map strings to strings (\(oneLineDescription(error)))")
                 }
                 continue
             }
@@ -236,14 +236,14 @@ private struct SafeTensorsHeader: Decodable {
                 tensors[key.stringValue] = try container.decode(RawEntry.self, forKey: key)
             } catch {
                 throw AnySizeError(.corruptFile,
-                    "tensor '\(key.stringValue)' has a malformed header entry (\(oneLine(error))); the file is corrupt")
+                    "tensor '\(key.stringValue)' has a malformed header entry (\(oneLineDescription(error))); the file is corrupt")
             }
         }
     }
 }
 
 /// A one-line summary of a Foundation / decoding error, for messages.
-func oneLine(_ error: Error) -> String {
+func oneLineDescription(_ error: Error) -> String {
     let text: String
     switch error {
     case DecodingError.dataCorrupted(let context), DecodingError.keyNotFound(_, let context),

@@ -73,7 +73,7 @@ public enum SafeTensorsWriter {
         do {
             data = try encoder.encode(fields)
         } catch {
-            throw AnySizeError(.invalidArgument, "\(path): cannot encode the safetensors header (\(oneLine(error)))")
+            throw AnySizeError(.invalidArgument, "\(path): cannot encode the safetensors header (\(oneLineDescription(error)))")
         }
         let padding = (8 - data.count % 8) % 8
         data.append(contentsOf: [UInt8](repeating: 0x20, count: padding))

@@ -5,7 +5,7 @@ import Foundation
 /// `cond_stage_model.model.*` (SD2, OpenCLIP). Names are mapped by `CheckpointKeys`; configs are inferred
 /// by `SingleFileConfigs`.
 enum SingleFile {
-    static func load(path: String, prediction override: PredictionType?) throws -> StableDiffusionCheckpoint {
+    static func load(path: String, prediction override: PredictionType?, configFolder: String?) throws -> StableDiffusionCheckpoint {
         let file = try SafeTensorsFile(path: path)
         let names = file.names
         func component(_ prefix: String) -> SingleFileConfigs.Component {
@@ -17,6 +17,9 @@ enum SingleFile {
         let vaePart = component(CheckpointKeys.vaePrefix)
         let clipPart = component(CheckpointKeys.clipPrefix)
         let openCLIPPart = component(CheckpointKeys.openCLIPPrefix)
+        guard !names.contains(where: { $0.hasPrefix("conditioner.embedders.") }) else {
+            throw AnySizeError(.unsupportedConfig, "\(path): an SDXL checkpoint (conditioner.embedders.*); use a Stable Diffusion 1.x or 2.x model")
+        }
         guard !unetPart.names.isEmpty else {
             throw AnySizeError(.notAModel,
                 "\(path): no UNet tensors (model.diffusion_model.*); not a Stable Diffusion 1.x/2.x checkpoint (SDXL, LoRA, VAE-only and embedding files are not supported)")
@@ -49,7 +52,6 @@ enum SingleFile {
         } else {
             predictionSource = "default, no \(URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent).yaml next to the file"
         }
-        let side = family == .sd2 && predictionType == .vPrediction ? 768 : 512
 
         var unetConfig = try SingleFileConfigs.unet(unetPart, family: family, yaml: yaml)
         var vaeConfig = try SingleFileConfigs.vae(vaePart, yaml: yaml)
@@ -69,9 +71,17 @@ enum SingleFile {
             textConfig = inferred.config
             lastOpenCLIPBlock = inferred.lastBlock
         }
-        let vaeScale = 1 << (vaeConfig.blockOutChannels.count - 1)
-        unetConfig.sampleSize = side / vaeScale
-        vaeConfig.sampleSize = side
+        var side = family == .sd2 && predictionType == .vPrediction ? 768 : 512
+        if let configFolder {
+            let folder = URL(fileURLWithPath: configFolder)
+            unetConfig = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: folder.appendingPathComponent("unet/config.json"))
+            vaeConfig = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: folder.appendingPathComponent("vae/config.json"))
+            side = unetConfig.sampleSize << max(0, vaeConfig.blockOutChannels.count - 1)
+        } else {
+            let vaeScale = 1 << (vaeConfig.blockOutChannels.count - 1)
+            unetConfig.sampleSize = side / vaeScale
+            vaeConfig.sampleSize = side
+        }
 
         let layout = CheckpointKeys.Layout(unetLayersPerBlock: unetConfig.layersPerBlock,
                                            vaeLevels: vaeConfig.blockOutChannels.count,
@@ -96,7 +106,7 @@ enum SingleFile {
             }
         }
         try CheckpointValidation.validate(tensors, unet: unetConfig, vae: vaeConfig, text: textConfig,
-                                          configSource: "\(path) (configs inferred from shapes)")
+                                          configSource: configFolder.map { "\($0) (unet and vae config.json)" } ?? "\(path) (configs inferred from shapes)")
         return StableDiffusionCheckpoint(
             path: path, layout: .singleFile, family: family, predictionType: predictionType,
             predictionSource: predictionSource, trainedSize: (side, side), unetConfig: unetConfig, vaeConfig: vaeConfig,

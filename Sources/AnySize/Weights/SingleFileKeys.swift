@@ -44,8 +44,7 @@ enum CheckpointKeys {
         }
         if let rest = key.dropPrefix(vaePrefix) {
             guard let name = vae(rest, levels: layout.vaeLevels) else { return .unknown }
-            return .vae(name, linearFromConv: name.hasPrefix("encoder.mid_block.attentions.0.to_") && name.hasSuffix(".weight")
-                        || name.hasPrefix("decoder.mid_block.attentions.0.to_") && name.hasSuffix(".weight"))
+            return .vae(name, linearFromConv: name.contains(".mid_block.attentions.0.to_") && name.hasSuffix(".weight"))
         }
         if let rest = key.dropPrefix(clipPrefix) { return .textEncoder(clipTextModelName(rest)) }
         if let rest = key.dropPrefix(openCLIPPrefix) { return openCLIP(rest, lastBlock: layout.openCLIPLastBlock) }

@@ -152,4 +152,87 @@ final class SchedulerTests: XCTestCase {
         print("sampling loops: \(file.runs.count) runs, max normalised error \(worstOverall)")
         XCTAssertEqual(file.runs.count, 64)
     }
+
+    func testSD15DefaultEqualsTheCheckpointConfig() throws {
+        let file = try SamplingFixtures.load("loops", as: LoopFile.self)
+        XCTAssertEqual(file.configs["sd1"], SchedulerConfig.sd15Default)
+        XCTAssertEqual(file.configs["sd2v"]?.predictionType, PredictionType.vPrediction.rawValue)
+    }
+
+    func testKarrasIsRejectedWhereDiffusersHasNone() {
+        for kind in [SamplerKind.ddim, .eulerAncestral] {
+            XCTAssertThrowsError(try kind.makeScheduler(config: .sd15Default, steps: 10, karras: true)) { error in
+                XCTAssertEqual((error as? AnySizeError)?.kind, .invalidArgument, "\(kind)")
+            }
+        }
+        for kind in [SamplerKind.euler, .heun, .dpmpp2m] {
+            XCTAssertNoThrow(try kind.makeScheduler(config: .sd15Default, steps: 10, karras: true))
+        }
+        XCTAssertThrowsError(try SamplerKind.euler.makeScheduler(config: .sd15Default, steps: 0))
+    }
+
+    func testConfigDecodingAndValidation() throws {
+        let json = """
+        {"_class_name": "DPMSolverMultistepScheduler", "beta_schedule": "scaled_linear", "beta_start": 0.00085,
+         "beta_end": 0.012, "lambda_min_clipped": -Infinity, "algorithm_type": "dpmsolver++", "solver_order": 2,
+         "timestep_spacing": "trailing", "steps_offset": 1, "trained_betas": null, "variance_type": null}
+        """
+        let config = try SchedulerConfig.decode(json: Data(json.utf8))
+        XCTAssertEqual(config.lambdaMinClipped, -.infinity)
+        XCTAssertEqual(config.timestepSpacing, "trailing")
+        XCTAssertNil(config.trainedBetas)
+        let scheduler = try SamplerKind.dpmpp2m.makeScheduler(config: config, steps: 4)
+        // np.arange(1000, 0, -250).round() - 1
+        XCTAssertEqual(scheduler.timesteps, [999, 749, 499, 249])
+
+        var sde = config
+        sde.algorithmType = "sde-dpmsolver++"
+        XCTAssertThrowsError(try SamplerKind.dpmpp2m.makeScheduler(config: sde, steps: 4)) { error in
+            XCTAssertEqual((error as? AnySizeError)?.kind, .unsupportedConfig)
+        }
+        var cosine = SchedulerConfig.sd15Default
+        cosine.betaSchedule = "squaredcos_cap_v2"
+        XCTAssertThrowsError(try SamplerKind.euler.makeScheduler(config: cosine, steps: 4)) { error in
+            XCTAssertEqual((error as? AnySizeError)?.kind, .unsupportedConfig)
+        }
+        XCTAssertThrowsError(try SchedulerConfig.decode(json: Data("[1, 2]".utf8))) { error in
+            XCTAssertEqual((error as? AnySizeError)?.kind, .corruptFile)
+        }
+    }
+
+    /// Counts draws; returns zeros.
+    final class RecordingSource: RandomSource {
+        var shapes: [[Int]] = []
+        func randn(_ shape: [Int]) -> Tensor {
+            shapes.append(shape)
+            return Tensor(zeros: shape)
+        }
+    }
+
+    func testOnlyTheAncestralSamplerDrawsNoise() throws {
+        let shape = [2, 4, 3, 5]
+        for kind in SamplerKind.allCases {
+            let scheduler = try kind.makeScheduler(config: .sd15Default, steps: 5)
+            let source = RecordingSource()
+            var latents = Tensor(shape: shape, repeating: 0.5)
+            for call in 0 ..< scheduler.modelCalls {
+                let output = Tensor(shape: shape, values: scheduler.scaleModelInput(latents, stepIndex: call).scalars.map { 0.1 * $0 })
+                latents = scheduler.step(output: output, stepIndex: call, sample: latents, random: source)
+                XCTAssertEqual(latents.shape, shape)
+            }
+            XCTAssertEqual(source.shapes, kind == .eulerAncestral ? Array(repeating: shape, count: 5) : [], "\(kind)")
+            XCTAssertTrue(latents.scalars.allSatisfy { $0.isFinite }, "\(kind)")
+        }
+    }
+
+    func testImg2ImgTruncation() throws {
+        let heun = try SamplerKind.heun.makeScheduler(config: .sd15Default, steps: 10)
+        XCTAssertEqual(heun.order, 2)
+        XCTAssertEqual(heun.modelCalls, 19)
+        XCTAssertEqual(heun.img2imgStartIndex(strength: 1), 0)
+        XCTAssertEqual(heun.img2imgStartIndex(strength: 0.75), 6)   // int(7.5) = 7 steps kept, t_start 3
+        XCTAssertEqual(heun.img2imgStartIndex(strength: 0), 19)
+        let euler = try SamplerKind.euler.makeScheduler(config: .sd15Default, steps: 10)
+        XCTAssertEqual(euler.img2imgStartIndex(strength: 0.75), 3)
+    }
 }

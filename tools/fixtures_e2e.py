@@ -21,7 +21,7 @@ import PIL.Image
 import torch
 from safetensors.torch import save_file
 
-from make_fixtures import FIXTURES, PROMPTS, REFERENCE
+from make_fixtures import FIXTURES, PROMPTS, REFERENCE, write_json
 
 SEED = 42
 STEPS = 5
@@ -110,6 +110,7 @@ def main():
     pil = PIL.Image.fromarray(picture.numpy())
 
     cases = []
+    tokens = {}
     for name in ("tiny-sd1", "tiny-sd2"):
         short = name.removeprefix("tiny-")
         txt2img = StableDiffusionPipeline.from_pretrained(str(FIXTURES / name), torch_dtype=torch.float32,
@@ -119,7 +120,7 @@ def main():
         for pipe in (txt2img, img2img):
             pipe.set_progress_bar_config(disable=True)
         tokenizer = txt2img.tokenizer
-        prompt_ids, negative_ids = ids(tokenizer, PROMPTS), ids(tokenizer, NEGATIVE_PROMPTS)
+        tokens[name] = {"input_ids": ids(tokenizer, PROMPTS), "negative_input_ids": ids(tokenizer, NEGATIVE_PROMPTS)}
         for mode, pipe, sizes in (("txt2img", txt2img, TXT2IMG_SIZES), ("img2img", img2img, [IMG2IMG_SIZE])):
             file = f"e2e_{short}_{mode}.safetensors"
             tensors = {}
@@ -133,8 +134,7 @@ def main():
                     tensors[tensor] = latents.float().contiguous()
                     case = {"name": f"{name}/{mode}/{sampler}/{latent}", "model": name, "mode": mode,
                             "sampler": sampler, "height": height, "width": width,
-                            "latent_size": [height // 8, width // 8], "input_ids": prompt_ids,
-                            "negative_input_ids": negative_ids, "file": file, "output": tensor,
+                            "latent_size": [height // 8, width // 8], "file": file, "output": tensor,
                             "output_stats": {"max_abs": float(latents.abs().max()),
                                              "rms": float(latents.pow(2).mean().sqrt())}}
                     if mode == "txt2img":
@@ -160,6 +160,7 @@ def main():
         "ddim_eta": 0.0,
         "prompts": PROMPTS,
         "negative_prompts": NEGATIVE_PROMPTS,
+        "token_ids": tokens,  # per model: what its folder tokenizer produced for the prompts
         "init_image": {"tensor": "init_image", "dtype": "uint8 [1, 3, H, W]",
                        "preprocess": "float32(x) / 255 * 2 - 1 (diffusers VaeImageProcessor), same image twice"},
         "rng": "one torch.Generator('cpu').manual_seed(seed) per run; txt2img: latents = randn([2, 4, h, w]) "
@@ -169,7 +170,7 @@ def main():
                   "scaling factor)",
         "cases": cases,
     }
-    index_path.write_text(json.dumps(index, indent=1) + "\n")
+    write_json(index_path, index)
     total = sum(p.stat().st_size for p in REFERENCE.glob("e2e_*.safetensors"))
     print(f"e2e: {len(cases)} cases, {total / 1e3:.0f} kB")
 

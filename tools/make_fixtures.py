@@ -38,6 +38,7 @@ the single-file text encoders need 49408 embedding rows.
 import gzip
 import json
 import math
+import re
 import shutil
 import sys
 import tempfile
@@ -125,6 +126,13 @@ def write_tokenizer(folder, vocab, merges, pad_token):
               "tokenizer_class": "CLIPTokenizer"}
     config.update({k: ({"__type": "AddedToken", **v} if isinstance(v, dict) else v) for k, v in special.items()})
     (folder / "tokenizer_config.json").write_text(json.dumps(dict(sorted(config.items())), indent=2) + "\n")
+
+
+def write_json(path, value):
+    """Indented JSON with every list of numbers on one line (token ids, timesteps, shapes stay readable)."""
+    text = json.dumps(value, indent=1)
+    text = re.sub(r"\[\s*([-+0-9.eE,\s]+?)\s*\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
+    Path(path).write_text(text + "\n")
 
 
 def load_tokenizer(folder):

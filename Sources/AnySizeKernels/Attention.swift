@@ -80,6 +80,8 @@ public enum ScaledDotProductAttention {
                                modifier: (any AttentionLogitModifier)? = nil,
                                chunking: AttentionChunking = .unbounded,
                                entropy: UnsafeMutablePointer<Double>? = nil) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.attention, profileStart) }
         precondition(query.rank == 3 && key.rank == 3 && value.rank == 3,
                      "attention needs [B, N, heads*D] tensors, got \(query.shape), \(key.shape), \(value.shape)")
         let batch = query.shape[0], queries = query.shape[1], channels = query.shape[2]

@@ -96,7 +96,7 @@ public enum ScaledDotProductAttention {
         }
         let problem = Problem(query: query.pointer, key: key.pointer, value: value.pointer, out: out.pointer,
                               heads: heads, queries: queries, keys: keys, channels: channels,
-                              queryChunk: min(chunking.queryChunk, queries),
+                              queryChunk: min(chunking.queryChunk, queries, cacheQueryRows(keyChunk: min(chunking.keyChunk, max(keys, 1)))),
                               keyChunk: min(chunking.keyChunk, max(keys, 1)),
                               modifier: modifier, wantsEntropy: entropy != nil)
         let items = batch * heads * problem.queryChunks
@@ -115,6 +115,15 @@ public enum ScaledDotProductAttention {
         }
         entropy?.pointee = partialEntropy.reduce(0, +) / Double(batch * heads * queries)
         return out
+    }
+}
+
+extension ScaledDotProductAttention {
+    /// Query rows per block such that one logits block (rows x keyChunk floats) stays within about 1 MB, so
+    /// it is still in cache between Q K^T, the online-softmax pass and P V. Each query row's result is the
+    /// same whatever the number of rows per block; smaller blocks also spread work evenly over the threads.
+    static func cacheQueryRows(keyChunk: Int) -> Int {
+        max(16, (1 << 18) / max(keyChunk, 1))
     }
 }
 
@@ -208,8 +217,7 @@ private struct Problem {
                            max runningMax: UnsafeMutablePointer<Float>, sum runningSum: UnsafeMutablePointer<Float>,
                            entropy runningEntropy: UnsafeMutablePointer<Float>,
                            accumulator: UnsafeMutablePointer<Float>, headDim: Int) {
-        var blockMax = -Float.infinity
-        for j in 0 ..< count { blockMax = Swift.max(blockMax, row[j]) }
+        let blockMax = Self.maximum(row, count)
         let m = runningMax.pointee
         guard blockMax > -.infinity || m > -.infinity else {
             row.update(repeating: 0, count: count)  // nothing attendable yet: contributes nothing
@@ -219,7 +227,7 @@ private struct Problem {
         if blockMax > m {
             newMax = blockMax
             if m > -.infinity {
-                let shift = m - newMax, c = exp(shift)
+                let shift = m - newMax, c = FastMath.exp(shift)
                 runningEntropy.pointee = c * (runningEntropy.pointee + runningSum.pointee * shift)
                 runningSum.pointee *= c
                 for j in 0 ..< headDim { accumulator[j] *= c }
@@ -230,19 +238,47 @@ private struct Problem {
         if wantsEntropy {
             var t: Float = 0
             for j in 0 ..< count {
-                let x = row[j] - newMax, p = exp(x)
+                let x = row[j] - newMax, p = FastMath.exp(x)
                 row[j] = p
                 s += p
                 t += p > 0 ? p * x : 0  // masked keys: x = -inf, p = 0
             }
             runningEntropy.pointee += t
         } else {
-            for j in 0 ..< count {
-                let p = exp(row[j] - newMax)
-                row[j] = p
-                s += p
-            }
+            // p = e^{l - m'} in a loop the compiler vectorizes, then the sum in vector lanes.
+            for j in 0 ..< count { row[j] = FastMath.exp(row[j] - newMax) }
+            s = Self.sum(row, count)
         }
         runningSum.pointee += s
+    }
+
+    /// max_j p[j] (-inf for an empty or all -inf row), eight lanes at a time.
+    @inline(__always)
+    private static func maximum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var lanes = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        let raw = UnsafeRawPointer(p)
+        while j + 8 <= n {
+            lanes = pointwiseMax(lanes, raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self))
+            j += 8
+        }
+        var m = lanes.max()
+        while j < n { m = Swift.max(m, p[j]); j += 1 }
+        return m
+    }
+
+    /// sum_j p[j], eight lanes at a time.
+    @inline(__always)
+    private static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var lanes = SIMD8<Float>(repeating: 0)
+        var j = 0
+        let raw = UnsafeRawPointer(p)
+        while j + 8 <= n {
+            lanes += raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            j += 8
+        }
+        var s = lanes.sum()
+        while j < n { s += p[j]; j += 1 }
+        return s
     }
 }

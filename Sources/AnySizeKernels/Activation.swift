@@ -5,6 +5,8 @@ public enum Activation {
 
     /// x <- x * sigmoid(x) (`nn.SiLU`).
     public static func siluInPlace(_ x: Tensor) {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.activation, profileStart) }
         let p = x.pointer
         Parallel.forRanges(x.count, minimumPerThread: grain) { range in
             for i in range { p[i] = p[i] / (1 + FastMath.exp(-p[i])) }
@@ -13,6 +15,8 @@ public enum Activation {
 
     /// x <- x / 2 (1 + erf(x / sqrt 2)) (`nn.GELU()`, exact erf form, torch default).
     public static func geluInPlace(_ x: Tensor) {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.activation, profileStart) }
         let p = x.pointer
         Parallel.forRanges(x.count, minimumPerThread: grain) { range in
             for i in range { p[i] = gelu(p[i]) }
@@ -21,6 +25,8 @@ public enum Activation {
 
     /// x <- x * sigmoid(1.702 x) (OpenAI CLIP `quick_gelu`).
     public static func quickGELUInPlace(_ x: Tensor) {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.activation, profileStart) }
         let p = x.pointer
         Parallel.forRanges(x.count, minimumPerThread: grain) { range in
             for i in range { p[i] = p[i] / (1 + FastMath.exp(-1.702 * p[i])) }
@@ -30,6 +36,8 @@ public enum Activation {
     /// diffusers `GEGLU` after its projection: `hidden, gate = x.chunk(2, dim=-1)`, returns
     /// `hidden * gelu(gate)`. [..., 2D] -> [..., D].
     public static func geglu(_ x: Tensor) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.activation, profileStart) }
         let twoD = x.shape.last ?? 0
         precondition(x.rank >= 1 && twoD % 2 == 0, "geglu needs an even last axis, got \(x.shape)")
         let d = twoD / 2

@@ -82,6 +82,8 @@ public enum ScaledDotProductAttention {
                                modifier: (any AttentionLogitModifier)? = nil,
                                chunking: AttentionChunking = .unbounded,
                                entropy: UnsafeMutablePointer<Double>? = nil) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.attention, profileStart) }
         precondition(query.rank == 3 && key.rank == 3 && value.rank == 3,
                      "attention needs [B, N, heads*D] tensors, got \(query.shape), \(key.shape), \(value.shape)")
         let batch = query.shape[0], queries = query.shape[1], channels = query.shape[2]
@@ -96,7 +98,7 @@ public enum ScaledDotProductAttention {
         }
         let problem = Problem(query: query.pointer, key: key.pointer, value: value.pointer, out: out.pointer,
                               heads: heads, queries: queries, keys: keys, channels: channels,
-                              queryChunk: min(chunking.queryChunk, queries),
+                              queryChunk: min(chunking.queryChunk, queries, cacheQueryRows(keyChunk: min(chunking.keyChunk, max(keys, 1)))),
                               keyChunk: min(chunking.keyChunk, max(keys, 1)),
                               modifier: modifier, wantsEntropy: entropy != nil)
         let items = batch * heads * problem.queryChunks
@@ -115,6 +117,15 @@ public enum ScaledDotProductAttention {
         }
         entropy?.pointee = partialEntropy.reduce(0, +) / Double(batch * heads * queries)
         return out
+    }
+}
+
+extension ScaledDotProductAttention {
+    /// Query rows per block such that one logits block (rows x keyChunk floats) stays within about 1 MB, so
+    /// it is still in cache between Q K^T, the online-softmax pass and P V. Each query row's result is the
+    /// same whatever the number of rows per block; smaller blocks also spread work evenly over the threads.
+    static func cacheQueryRows(keyChunk: Int) -> Int {
+        max(16, (1 << 18) / max(keyChunk, 1))
     }
 }
 
@@ -274,5 +285,35 @@ private struct Problem {
             j += 1
         }
         return best
+    }
+
+    /// max_j p[j] (-inf for an empty or all -inf row), eight lanes at a time.
+    @inline(__always)
+    private static func maximum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var lanes = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        let raw = UnsafeRawPointer(p)
+        while j + 8 <= n {
+            lanes = pointwiseMax(lanes, raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self))
+            j += 8
+        }
+        var m = lanes.max()
+        while j < n { m = Swift.max(m, p[j]); j += 1 }
+        return m
+    }
+
+    /// sum_j p[j], eight lanes at a time.
+    @inline(__always)
+    private static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var lanes = SIMD8<Float>(repeating: 0)
+        var j = 0
+        let raw = UnsafeRawPointer(p)
+        while j + 8 <= n {
+            lanes += raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+            j += 8
+        }
+        var s = lanes.sum()
+        while j < n { s += p[j]; j += 1 }
+        return s
     }
 }

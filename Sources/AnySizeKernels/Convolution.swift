@@ -41,7 +41,9 @@ public final class Conv2D: @unchecked Sendable {
 
     /// [B, I, H, W] -> [B, O, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1].
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        algorithm.forward(x, layer: self)
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.convolution, profileStart) }
+        return algorithm.forward(x, layer: self)
     }
 }
 

@@ -5,6 +5,8 @@ public enum Elementwise {
 
     /// a + b for tensors of the same shape.
     public static func add(_ a: Tensor, _ b: Tensor) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.elementwise, profileStart) }
         precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
         let out = Tensor(zeros: a.shape)
         let pa = a.pointer, pb = b.pointer, po = out.pointer
@@ -16,6 +18,8 @@ public enum Elementwise {
 
     /// a <- a + b for tensors of the same shape.
     public static func addInPlace(_ a: Tensor, _ b: Tensor) {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.elementwise, profileStart) }
         precondition(a.shape == b.shape, "addInPlace: shapes \(a.shape) and \(b.shape) differ")
         let pa = a.pointer, pb = b.pointer
         Parallel.forRanges(a.count, minimumPerThread: grain) { range in
@@ -25,6 +29,8 @@ public enum Elementwise {
 
     /// a <- a * s.
     public static func scaleInPlace(_ a: Tensor, _ s: Float) {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.elementwise, profileStart) }
         let pa = a.pointer
         Parallel.forRanges(a.count, minimumPerThread: grain) { range in
             for i in range { pa[i] *= s }
@@ -33,6 +39,8 @@ public enum Elementwise {
 
     /// x [B, C, H, W] <- x + v [B, C] broadcast over H and W (e.g. the time embedding in a ResNet block).
     public static func addChannelBiasInPlace(_ x: Tensor, _ v: Tensor) {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.elementwise, profileStart) }
         precondition(x.rank >= 2 && v.count == x.shape[0] * x.shape[1],
                      "addChannelBiasInPlace: \(v.shape) does not match the [B, C] of \(x.shape)")
         let planes = x.shape[0] * x.shape[1]
@@ -48,6 +56,8 @@ public enum Elementwise {
 
     /// [B, Ca, H, W] ++ [B, Cb, H, W] -> [B, Ca + Cb, H, W] (the UNet skip connections).
     public static func concatChannels(_ a: Tensor, _ b: Tensor) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.elementwise, profileStart) }
         precondition(a.rank == 4 && b.rank == 4 && a.shape[0] == b.shape[0] && a.shape[2...] == b.shape[2...],
                      "concatChannels: \(a.shape) and \(b.shape) differ outside the channel axis")
         let batch = a.shape[0]
@@ -64,6 +74,8 @@ public enum Elementwise {
 
     /// Concatenates tensors along axis 0; all other axes must agree.
     public static func concatBatch(_ parts: [Tensor]) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.elementwise, profileStart) }
         precondition(!parts.isEmpty, "concatBatch needs at least one tensor")
         let first = parts[0]
         precondition(first.rank >= 1, "concatBatch needs tensors of rank >= 1")
@@ -88,6 +100,8 @@ public enum Elementwise {
     /// `F.interpolate(x, size=(height, width), mode="nearest")`: src = min(floor(dst * (in / out)), in - 1)
     /// with the ratio in float, except that equal sizes copy and doubled sizes use dst / 2.
     public static func upsampleNearest(_ x: Tensor, height: Int, width: Int) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.elementwise, profileStart) }
         precondition(x.rank == 4 && height > 0 && width > 0, "upsampleNearest: \(x.shape) to \(height)x\(width)")
         let planes = x.shape[0] * x.shape[1], inH = x.shape[2], inW = x.shape[3]
         let out = Tensor(zeros: [x.shape[0], x.shape[1], height, width])
@@ -121,6 +135,8 @@ public enum Elementwise {
 
     /// [B, C, H, W] -> [B, H*W, C] (image to transformer tokens).
     public static func imageToTokens(_ x: Tensor) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.elementwise, profileStart) }
         precondition(x.rank == 4, "imageToTokens needs [B, C, H, W], got \(x.shape)")
         let batch = x.shape[0], channels = x.shape[1], pixels = x.shape[2] * x.shape[3]
         let out = Tensor(zeros: [batch, pixels, channels])
@@ -130,6 +146,8 @@ public enum Elementwise {
 
     /// [B, H*W, C] -> [B, C, H, W] (transformer tokens back to an image).
     public static func tokensToImage(_ x: Tensor, height: Int, width: Int) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.elementwise, profileStart) }
         precondition(x.rank == 3 && x.shape[1] == height * width,
                      "tokensToImage: \(x.shape) is not [B, \(height)*\(width), C]")
         let batch = x.shape[0], channels = x.shape[2]

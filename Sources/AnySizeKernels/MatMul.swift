@@ -22,6 +22,8 @@ public enum MatMul {
     /// Batched C_i = op(A_i) op(B_i) for tensors [batch, ., .]; returns [batch, m, n].
     public static func batched(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool = false,
                                alpha: Float = 1) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.linear, profileStart) }
         precondition(a.rank == 3 && b.rank == 3 && a.shape[0] == b.shape[0], "batched matmul needs [B, ., .] pairs")
         let batch = a.shape[0]
         let m = transA ? a.shape[2] : a.shape[1], k = transA ? a.shape[1] : a.shape[2]
@@ -39,6 +41,8 @@ public enum MatMul {
 
     /// y = x W^T + b for x [..., in], weight [out, in] (PyTorch `nn.Linear` layout), bias [out].
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.linear, profileStart) }
         let inFeatures = x.shape.last ?? 0
         precondition(weight.rank == 2 && weight.shape[1] == inFeatures,
                      "linear: input \(x.shape) does not fit weight \(weight.shape)")
@@ -72,4 +76,13 @@ extension MatMul {
         defer { openblas_set_num_threads(previous) }
         return try body()
     }
+}
+
+extension MatMul {
+    /// The kernel family OpenBLAS chose at load time (`openblas_get_corename`, e.g. "Haswell", "SkylakeX").
+    public static var blasCoreName: String { String(cString: openblas_get_corename()) }
+
+    /// OpenBLAS's build description (`openblas_get_config`); contains "DYNAMIC_ARCH" when the kernel family is
+    /// chosen at load time (and `OPENBLAS_CORETYPE` can override it).
+    public static var blasConfiguration: String { String(cString: openblas_get_config()) }
 }

@@ -9,6 +9,8 @@ public enum Normalization {
     /// so large blocks such as 2 x 128 x 128 values far from zero stay accurate to float rounding.
     public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
                                  silu: Bool = false) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.normalization, profileStart) }
         precondition(x.rank >= 2, "groupNorm needs [B, C, ...], got \(x.shape)")
         let batch = x.shape[0], channels = x.shape[1]
         precondition(groups > 0 && channels % groups == 0, "groupNorm: \(channels) channels in \(groups) groups")
@@ -46,6 +48,8 @@ public enum Normalization {
 
     /// PyTorch `nn.LayerNorm` over the last axis of x [..., D] with weight [D] and bias [D].
     public static func layerNorm(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.normalization, profileStart) }
         let d = x.shape.last ?? 0
         precondition(d > 0 && weight.count == d && bias.count == d,
                      "layerNorm: input \(x.shape), weight \(weight.shape), bias \(bias.shape)")

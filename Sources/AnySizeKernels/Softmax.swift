@@ -3,6 +3,8 @@ public enum Softmax {
     /// x <- softmax(x) over the last axis, numerically stable: e^(x - max) / sum e^(x - max).
     /// Rows whose entries are all -inf become all zeros.
     public static func lastAxisInPlace(_ x: Tensor) {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.elementwise, profileStart) }
         let n = x.shape.last ?? 0
         guard n > 0 else { return }
         let rows = x.count / n

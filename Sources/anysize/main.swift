@@ -1,4 +1,5 @@
 import AnySize
+import AnySizeKernels
 import ArgumentParser
 
 struct AnySizeCommand: ParsableCommand {
@@ -6,10 +7,12 @@ struct AnySizeCommand: ParsableCommand {
         commandName: "anysize",
         abstract: "Stable Diffusion 1.x/2.x on the CPU at any canvas size.",
         version: AnySizeVersion.string,
-        subcommands: [InfoCommand.self, GenerateCommand.self, AttentionReportCommand.self])
+        subcommands: [InfoCommand.self, GenerateCommand.self, AttentionReportCommand.self, BenchCommand.self])
 
     /// Errors print as `error: <message>` (one line for `AnySizeError`) and exit with status 1.
     static var _errorPrefix: String { "error: " }
 }
 
+// OpenBLAS picks its kernels when it loads; switch to the CPU's best ones before any work (see BLASCoreSelection).
+BLASCoreSelection.reexecuteWithPreferredCoreIfNeeded()
 AnySizeCommand.main()

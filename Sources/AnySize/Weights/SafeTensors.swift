@@ -130,7 +130,20 @@ public final class SafeTensorsFile {
         guard let mapping, entry.elementCount > 0 else { return out }
         let source = UnsafeRawPointer(mapping) + dataStart + entry.dataRange.lowerBound
         FloatConversion.convert(source, dtype: entry.dtype, count: entry.elementCount, into: out.pointer)
+        releasePages(source, byteCount: entry.dataRange.count)
         return out
+    }
+
+    /// Drops the mapped file pages that lie wholly inside a tensor just copied out, so the copy and the
+    /// file's pages are not resident together while a model loads (peak memory: one copy of the weights,
+    /// not two). The mapping is private and read-only: a later read of the range faults the file back in.
+    private func releasePages(_ start: UnsafeRawPointer, byteCount: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let first = (Int(bitPattern: start) + page - 1) / page * page
+        let end = (Int(bitPattern: start) + byteCount) / page * page
+        guard end > first, let pointer = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        _ = madvise(pointer, end - first, Int32(MADV_DONTNEED))
     }
 
     // MARK: - Header

@@ -1,0 +1,38 @@
+import AnySize
+import AnySizeKernels
+import ArgumentParser
+import Foundation
+
+/// `anysize bench`: times one model component on seeded inputs and prints one JSON line.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time one model component (unet, vae-decode, text-encoder) on seeded random inputs.",
+        discussion: "Prints one JSON line on stdout: component, width, height, batch, repeats, seconds_median, seconds_min, gflops (analytic FLOPs / median), peak_rss_mb. With --profile, also seconds per op family (in the JSON and as a table on stderr).")
+
+    @Option(help: "A diffusers model folder or a single-file .safetensors checkpoint.") var model: String
+    @Option(help: "unet, vae-decode or text-encoder.") var component: String
+    @Option(help: "Canvas width in pixels (multiple of 8).") var width: Int = 512
+    @Option(help: "Canvas height in pixels (multiple of 8).") var height: Int = 512
+    @Option(name: .customLong("batch-size"), help: "Images (or 77-token windows) per call.") var batchSize: Int = 1
+    @Option(help: "Timed runs.") var repeats: Int = 3
+    @Option(help: "Untimed runs before the timed ones.") var warmup: Int = 1
+    @Option(help: "Seed of the random inputs.") var seed: UInt64 = 0
+    @Flag(help: "Record and print seconds per op family.") var profile = false
+
+    func run() throws {
+        guard let part = BenchmarkComponent(rawValue: component) else {
+            throw AnySizeError(.invalidArgument, "--component '\(component)' is not one of: \(BenchmarkComponent.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let options = BenchmarkOptions(component: part, width: width, height: height, batch: batchSize,
+                                       repeats: repeats, warmup: warmup, seed: seed, profile: profile)
+        try options.validate()
+        let checkpoint = try StableDiffusionCheckpoint.load(path: model)
+        let result = try Benchmark.run(checkpoint: checkpoint, options: options)
+        print(result.jsonLine)
+        if profile {
+            let header = "BLAS core \(MatMul.blasCoreName), \(Parallel.threadCount) threads\n"
+            FileHandle.standardError.write((header + result.profileTable).data(using: .utf8) ?? Data())
+        }
+    }
+}

@@ -74,6 +74,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
                                                 trainedHeight: trained.height / factor, trainedWidth: trained.width / factor,
                                                 levels: unet.config.blockOutChannels.count, localEdge: options.localEdge)
         progress(.notice("attention: \(choice.summary)"))
+        vae.attentionMemoryBudget = options.attentionMemory
         let batch = options.batchSize
         let guided = options.cfgScale > 1
 
@@ -96,7 +97,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             }
             // StableDiffusionImg2ImgPipeline: encode, sample the latent distribution, scale, repeat, noise.
             latents = timed("encode image") {
-                let (mean, logvar) = vae.encode(image)
+                let (mean, logvar) = vae.encode(image, tiling: options.vaeTiling)
                 let eps = random.randn(mean.shape)
                 let sample = Tensor(zeros: mean.shape)
                 for i in 0 ..< sample.count {
@@ -153,10 +154,11 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         return out
     }
 
-    /// VAE-decodes sampler-space latents [N, 4, h, w] to images [N, 3, 8h, 8w] in about [-1, 1].
-    public func decode(_ latents: Tensor) -> Tensor {
+    /// VAE-decodes sampler-space latents [N, 4, h, w] to images [N, 3, 8h, 8w] in about [-1, 1], one image at
+    /// a time, in tiles as `tiling` says (automatic: untiled up to `VAETiling.automaticThresholdPixels`).
+    public func decode(_ latents: Tensor, tiling: VAETiling = .automatic) -> Tensor {
         let z = Tensor(zeros: latents.shape)
         for i in 0 ..< z.count { z.pointer[i] = latents.pointer[i] / scalingFactor }  // latents / scaling_factor
-        return vae.decode(z)
+        return vae.decode(z, tiling: tiling)
     }
 }

@@ -130,7 +130,20 @@ public final class SafeTensorsFile {
         guard let mapping, entry.elementCount > 0 else { return out }
         let source = UnsafeRawPointer(mapping) + dataStart + entry.dataRange.lowerBound
         FloatConversion.convert(source, dtype: entry.dtype, count: entry.elementCount, into: out.pointer)
+        release(bytes: dataStart + entry.dataRange.lowerBound ..< dataStart + entry.dataRange.upperBound)
         return out
+    }
+
+    /// Drops the mapped pages of a byte range once converted (MADV_DONTNEED), so that a model's float32 copy and
+    /// its file pages are never resident together: the pages stay in the page cache but leave this process's
+    /// resident set. The mapping is private and never written, so a later read maps the file's bytes again.
+    private func release(bytes range: Range<Int>) {
+        guard let mapping, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        // Rounded out to whole pages: a page shared with a neighbouring tensor is simply read again.
+        let start = range.lowerBound / page * page
+        let end = min(mappedLength, (range.upperBound + page - 1) / page * page)
+        _ = madvise(mapping + start, end - start, MADV_DONTNEED)
     }
 
     // MARK: - Header

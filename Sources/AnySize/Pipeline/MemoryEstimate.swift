@@ -43,11 +43,12 @@ public struct MemoryEstimate: Sendable {
         attentionScratch = Self.attentionScratch(tokens: h * w, budget: options.attentionMemory, workers: workers)
         let tile = options.vaeTiling.tileSize(width: options.width, height: options.height).map { max(1, $0 / f) }
         let th = min(tile ?? h, h), tw = min(tile ?? w, w)
+        let tiled = th < h || tw < w
         let pixels = options.height * options.width
         // Per image (or tile), then the decoded batch (parts and their concatenation) and the tile accumulator.
         let decode = 4 * Self.decoderFloats(model.vae, height: th, width: tw)
             + Self.attentionScratch(tokens: th * tw, budget: options.attentionMemory, workers: workers)
-            + 4 * (2 * options.batchSize * model.vae.outChannels * pixels + (tile == nil ? 0 : pixels))
+            + 4 * (2 * options.batchSize * model.vae.outChannels * pixels + (tiled ? pixels : 0))
         var encode = 0
         if img2img ?? (options.initImage != nil) {
             encode = 4 * Self.encoderFloats(model.vae, height: th * f, width: tw * f)

@@ -70,17 +70,6 @@ public struct ModelFootprint: Sendable {
 
     private static func readSingleFile(_ path: String, configFolder: String?) throws -> ModelFootprint {
         let file = try SafeTensorsFile(path: path)
-        let prefixes = [CheckpointKeys.unetPrefix, CheckpointKeys.vaePrefix, CheckpointKeys.clipPrefix, CheckpointKeys.openCLIPPrefix]
-        let count = floatElements(file) { name in
-            prefixes.contains { name.hasPrefix($0) } && !CheckpointKeys.isIgnorable(name)
-        }
-        if let configFolder {
-            let folder = URL(fileURLWithPath: configFolder)
-            return ModelFootprint(
-                unet: try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: folder.appendingPathComponent("unet/config.json")),
-                vae: try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: folder.appendingPathComponent("vae/config.json")),
-                parameterCount: count)
-        }
         let names = file.names
         func component(_ prefix: String) -> SingleFileConfigs.Component {
             let stripped = names.filter { $0.hasPrefix(prefix) && !CheckpointKeys.isIgnorable($0) }
@@ -93,9 +82,27 @@ public struct ModelFootprint: Sendable {
                 "\(path): no UNet (model.diffusion_model.*) or VAE (first_stage_model.*) tensors; not a full Stable Diffusion 1.x/2.x checkpoint")
         }
         let family: ModelFamily = names.contains { $0.hasPrefix(CheckpointKeys.openCLIPPrefix) } ? .sd2 : .sd1
-        let yaml = try LDMConfigFile(adjacentTo: path)
-        return ModelFootprint(unet: try SingleFileConfigs.unet(unetPart, family: family, yaml: yaml),
-                              vae: try SingleFileConfigs.vae(vaePart, yaml: yaml), parameterCount: count)
+        let unet: UNetConfig, vae: VAEConfig
+        if let configFolder {
+            let folder = URL(fileURLWithPath: configFolder)
+            unet = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: folder.appendingPathComponent("unet/config.json"))
+            vae = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: folder.appendingPathComponent("vae/config.json"))
+        } else {
+            let yaml = try LDMConfigFile(adjacentTo: path)
+            unet = try SingleFileConfigs.unet(unetPart, family: family, yaml: yaml)
+            vae = try SingleFileConfigs.vae(vaePart, yaml: yaml)
+        }
+        // Count what `SingleFile.load` keeps: SD2 files carry an open_clip block the text encoder never uses.
+        let lastBlock = family == .sd2 ? try SingleFileConfigs.openCLIP(component(CheckpointKeys.openCLIPPrefix)).lastBlock : nil
+        let layout = CheckpointKeys.Layout(unetLayersPerBlock: unet.layersPerBlock, vaeLevels: vae.blockOutChannels.count,
+                                           openCLIPLastBlock: lastBlock)
+        let count = floatElements(file) { name in
+            switch CheckpointKeys.target(of: name, layout: layout) {
+            case .unet, .vae, .textEncoder, .fusedQKV: return true
+            default: return false
+            }
+        }
+        return ModelFootprint(unet: unet, vae: vae, parameterCount: count)
     }
 
     /// Elements of the float tensors whose names pass `include`.

@@ -27,6 +27,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .customLong("local-edge"), help: "Canvas-edge sink tokens for local attention.") var localEdge: Int = 0
     @Option(name: .customLong("trained-size"), help: "The model's trained size WxH (default: from the model).") var trainedSize: String?
     @Option(name: .customLong("attention-memory"), help: "Attention scratch memory in MB (default: from physical RAM).") var attentionMemory: Int?
+    @Option(name: .customLong("vae-tile"), help: "VAE tile size in pixels (0 = off; default: 512 px tiles above 768x768).") var vaeTile: Int?
     @Option(help: "Final image decoder: vae, approx or linear.") var decoder: String = "vae"
     @Option(name: .customLong("approx-decoder"), help: "Weights for --decoder approx (.safetensors or .json; default: bundled SD1.5).") var approxDecoder: String?
     @Option(name: .customLong("preview-every"), help: "Write NAME.step-NN.png every K steps (0 = off).") var previewEvery: Int = 0

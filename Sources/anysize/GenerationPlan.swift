@@ -58,6 +58,7 @@ struct GenerationPlan {
         options.localEdge = c.localEdge
         options.trainedSize = try c.trainedSize.map { try GenerateCommand.parseSize($0, flag: "--trained-size") }
         options.attentionMemory = (c.attentionMemory.map { $0 << 20 }) ?? AttentionMemory.defaultBudget()
+        options.vaeTiling = try VAETiling(flag: c.vaeTile)
         try options.validate()
         if let path = c.initImage {
             initImage = try PNGReader.read(path: path)
@@ -85,6 +86,7 @@ struct GenerationPlan {
     func run() throws {
         var options = self.options
         progress.line("seed: \(options.seed)")
+        try checkMemory()
         let loadStart = Date()
         let checkpoint = try StableDiffusionCheckpoint.load(path: command.model, prediction: prediction)
         let pipeline = try StableDiffusionPipeline(checkpoint: checkpoint)
@@ -97,6 +99,7 @@ struct GenerationPlan {
         try options.validate()
         if command.verbose {
             progress.line("attention memory: \(options.attentionMemory >> 20) MB")
+            progress.line("vae tiling: \(options.vaeTiling.summary)")
         }
         if let image = initImage {
             var img = image
@@ -130,7 +133,7 @@ struct GenerationPlan {
         let images: [RGBImage]
         switch decoder {
         case .vae:
-            let decoded = pipeline.decode(result.latents)
+            let decoded = pipeline.decode(result.latents, tiling: options.vaeTiling)
             images = (0 ..< decoded.dim(0)).map { ImageConversion.image(fromDecoded: decoded, index: $0) }
         case .approx, .linear:
             let d = try latentDecoder(decoder)
@@ -145,6 +148,20 @@ struct GenerationPlan {
             try PNGWriter.write(image, to: path, text: [("parameters", text)])
             progress.line("wrote \(path)")
         }
+    }
+
+    /// Refuses, before any weights load, a run whose estimated peak memory exceeds physical memory.
+    private func checkMemory() throws {
+        let footprint = try ModelFootprint.read(path: command.model)
+        var sized = options
+        let side = footprint.unet.sampleSize << max(0, footprint.vae.blockOutChannels.count - 1)
+        if command.width == nil { sized.width = side }
+        if command.height == nil { sized.height = side }
+        if command.verbose {
+            let estimate = MemoryEstimate(model: footprint, options: sized, img2img: initImage != nil)
+            progress.line("memory: \(estimate.summary); physical \(MemoryEstimate.gigabytes(Int(clamping: ProcessInfo.processInfo.physicalMemory)))")
+        }
+        if let refusal = MemoryEstimate.refusal(model: footprint, options: sized, img2img: initImage != nil) { throw refusal }
     }
 
     private func latentDecoder(_ kind: LatentDecoderKind) throws -> any PixelwiseLatentDecoder {

@@ -121,6 +121,11 @@ public final class AutoencoderKL: @unchecked Sendable {
     /// Encoder: image [B, 3, H, W] in [-1, 1] -> diagonal Gaussian (mean, logvar clamped to [-30, 20]),
     /// each [B, 4, H/8, W/8] (ceil for sizes not divisible by 8).
     public func encode(_ x: Tensor) -> (mean: Tensor, logvar: Tensor) {
+        Self.splitMoments(encodeMoments(x))
+    }
+
+    /// Encoder + quant_conv: image [B, 3, H, W] -> moments [B, 2L, h, w] (mean channels, then raw logvar).
+    func encodeMoments(_ x: Tensor) -> Tensor {
         var h = encConvIn(x)                                 // [B, C0, H, W]
         for block in encDown {
             for resnet in block.resnets { h = resnet(h, tembActivated: nil) }
@@ -129,6 +134,12 @@ public final class AutoencoderKL: @unchecked Sendable {
         h = encMid(h, memoryBudget: attentionMemoryBudget)
         h = encConvOut(encNormOut(h, silu: true))           // [B, 2L, h, w]
         if let quantConv { h = quantConv(h) }
+        return h
+    }
+
+    /// moments [B, 2L, h, w] -> (mean, logvar clamped to [-30, 20]), each [B, L, h, w] (diffusers
+    /// `DiagonalGaussianDistribution`).
+    static func splitMoments(_ h: Tensor) -> (mean: Tensor, logvar: Tensor) {
         let b = h.dim(0), l = h.dim(1) / 2, plane = h.dim(2) * h.dim(3)
         let mean = Tensor(zeros: [b, l, h.dim(2), h.dim(3)])
         let logvar = Tensor(zeros: [b, l, h.dim(2), h.dim(3)])

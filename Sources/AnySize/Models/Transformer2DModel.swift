@@ -21,7 +21,7 @@ struct BasicTransformerBlock {
 
     /// x [B, HW, C] on a grid of `height` x `width` tokens at UNet `level`; context [B, 77k, Cc].
     func callAsFunction(_ x: Tensor, context: Tensor, level: Int, height: Int, width: Int,
-                        attention: AttentionContext) -> Tensor {
+                        attention: AttentionContext, feedForwardChunkBytes: Int) -> Tensor {
         let trained = attention.trainedGrid(level: level)
         let site = AttentionSite(layer: selfAttentionIndex, level: level, height: height, width: width,
                                  trainedHeight: trained.height, trainedWidth: trained.width)
@@ -38,9 +38,26 @@ struct BasicTransformerBlock {
         Elementwise.addInPlace(a1, h)                                                     // [B, HW, C]
         let a2 = attn2(norm2(a1), context: context, memoryBudget: attention.memoryBudget)  // [B, HW, C]
         Elementwise.addInPlace(a2, a1)
-        let f = ffOut(Activation.geglu(ffIn(norm3(a2))))                                  // [B, HW, C]
-        Elementwise.addInPlace(f, a2)
-        return f
+        feedForward(a2, chunkBytes: feedForwardChunkBytes)                                // [B, HW, C]
+        return a2
+    }
+
+    /// x += ff(norm3(x)) for x [B, N, C], over chunks of token rows so that the [rows, 8C] GEGLU input and its
+    /// companions (about 15C floats per row) stay within `chunkBytes`. LayerNorm and the linear layers act on
+    /// each row alone, so chunking does not change the result.
+    func feedForward(_ x: Tensor, chunkBytes: Int) {
+        let channels = x.dim(-1), totalRows = x.count / max(channels, 1)
+        let chunkRows = max(1, min(totalRows, chunkBytes / (15 * channels * MemoryLayout<Float>.size)))
+        var start = 0
+        while start < totalRows {
+            let rows = min(chunkRows, totalRows - start)
+            let rowsOf = x.pointer + start * channels
+            let chunk = Tensor(zeros: [rows, channels])
+            chunk.pointer.update(from: rowsOf, count: rows * channels)
+            let f = ffOut(Activation.geglu(ffIn(norm3(chunk))))                           // [rows, C]
+            for i in 0 ..< rows * channels { rowsOf[i] += f.pointer[i] }
+            start += rows
+        }
     }
 }
 
@@ -75,14 +92,15 @@ struct Transformer2DModel {
     }
 
     /// x [B, C, H, W]; context [B, M, Cc] -> [B, C, H, W]
-    func callAsFunction(_ x: Tensor, context: Tensor, attention: AttentionContext) -> Tensor {
+    func callAsFunction(_ x: Tensor, context: Tensor, attention: AttentionContext, feedForwardChunkBytes: Int) -> Tensor {
         let height = x.dim(2), width = x.dim(3)
         var h = norm(x)                                                  // [B, C, H, W]
         if let projIn { h = projIn(h) }
         h = Elementwise.imageToTokens(h)                                 // [B, HW, C]
         if let projInLinear { h = projInLinear(h) }
         for block in blocks {
-            h = block(h, context: context, level: level, height: height, width: width, attention: attention)
+            h = block(h, context: context, level: level, height: height, width: width, attention: attention,
+                      feedForwardChunkBytes: feedForwardChunkBytes)
         }
         if let projOutLinear { h = projOutLinear(h) }
         h = Elementwise.tokensToImage(h, height: height, width: width)  // [B, C, H, W]

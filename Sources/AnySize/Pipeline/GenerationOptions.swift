@@ -27,6 +27,8 @@ public struct GenerationOptions: Sendable {
     public var trainedSize: (width: Int, height: Int)? = nil
     /// Scratch-memory bound of the attention kernel, in bytes.
     public var attentionMemory: Int = 1 << 30
+    /// VAE tiling of the img2img encode (the final decode takes its own, see `StableDiffusionPipeline.decode`).
+    public var vaeTiling: VAETiling = .automatic
     /// Record the mean attention entropy of every self-attention layer at every model call.
     public var recordEntropy: Bool = false
 

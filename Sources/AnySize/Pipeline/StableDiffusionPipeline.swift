@@ -80,6 +80,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
                                                 trainedHeight: trained.height / factor, trainedWidth: trained.width / factor,
                                                 levels: unet.config.blockOutChannels.count, localEdge: options.localEdge)
         progress(.notice("attention: \(choice.summary)"))
+        vae.attentionMemoryBudget = options.attentionMemory
         let pairs = options.promptPairs
         let batch = pairs.count
         let guided = options.cfgScale > 1
@@ -104,7 +105,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             // StableDiffusionImg2ImgPipeline: encode, sample the latent distribution (one draw for the image
             // batch), scale, repeat a single image to the batch, then noise.
             latents = timed("encode image") {
-                let (mean, logvar) = vae.encode(image)
+                let (mean, logvar) = vae.encode(image, tiling: options.vaeTiling)
                 let eps = random.randn(mean.shape)
                 let sample = Tensor(zeros: mean.shape)
                 for i in 0 ..< sample.count {
@@ -161,10 +162,11 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         return out
     }
 
-    /// VAE-decodes sampler-space latents [N, 4, h, w] to images [N, 3, 8h, 8w] in about [-1, 1].
-    public func decode(_ latents: Tensor) -> Tensor {
+    /// VAE-decodes sampler-space latents [N, 4, h, w] to images [N, 3, 8h, 8w] in about [-1, 1], one image at
+    /// a time, in tiles as `tiling` says (automatic: untiled up to `VAETiling.automaticThresholdPixels`).
+    public func decode(_ latents: Tensor, tiling: VAETiling = .automatic) -> Tensor {
         let z = Tensor(zeros: latents.shape)
         for i in 0 ..< z.count { z.pointer[i] = latents.pointer[i] / scalingFactor }  // latents / scaling_factor
-        return vae.decode(z)
+        return vae.decode(z, tiling: tiling)
     }
 }

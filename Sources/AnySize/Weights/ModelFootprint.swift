@@ -1,0 +1,114 @@
+import Foundation
+
+/// What a memory estimate needs to know about a model: the UNet and VAE configs and how many float parameters
+/// the loaded models hold (each becomes 4 bytes of float32, whatever the file stores).
+public struct ModelFootprint: Sendable {
+    public var unet: UNetConfig
+    public var vae: VAEConfig
+    /// Parameters of the UNet, VAE and text encoder together.
+    public var parameterCount: Int
+
+    public init(unet: UNetConfig, vae: VAEConfig, parameterCount: Int) {
+        self.unet = unet
+        self.vae = vae
+        self.parameterCount = parameterCount
+    }
+
+    /// The footprint of a loaded checkpoint.
+    public init(_ checkpoint: StableDiffusionCheckpoint) {
+        self.init(unet: checkpoint.unetConfig, vae: checkpoint.vaeConfig,
+                  parameterCount: checkpoint.parameterCounts.values.reduce(0, +))
+    }
+
+    /// float32 bytes of all parameters.
+    public var weightBytes: Int { 4 * parameterCount }
+
+    /// Reads only configs and safetensors headers (no tensor data) of a diffusers folder or a single file, so a
+    /// run that cannot fit in memory can be refused before any weights load. `configFolder` as in
+    /// `StableDiffusionCheckpoint.load`. Errors are those the full load would raise for the same defects.
+    public static func read(path: String, configFolder: String? = nil) throws -> ModelFootprint {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw AnySizeError(.fileNotFound, "\(path): no such file or folder; pass a diffusers model folder or a .safetensors file")
+        }
+        return isDirectory.boolValue ? try readFolder(path) : try readSingleFile(path, configFolder: configFolder)
+    }
+
+    private static func readFolder(_ path: String) throws -> ModelFootprint {
+        let root = URL(fileURLWithPath: path)
+        let unet = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: root.appendingPathComponent("unet/config.json"))
+        let vae = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: root.appendingPathComponent("vae/config.json"))
+        var count = 0
+        for (folder, base) in [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")] {
+            for file in try weightFiles(root.appendingPathComponent(folder), baseName: base) {
+                count += floatElements(try SafeTensorsFile(path: file.path)) { _ in true }
+            }
+        }
+        return ModelFootprint(unet: unet, vae: vae, parameterCount: count)
+    }
+
+    /// The safetensors files of one component, in the order `DiffusersFolder` looks for them.
+    private static func weightFiles(_ folder: URL, baseName: String) throws -> [URL] {
+        let fm = FileManager.default
+        for name in ["\(baseName).safetensors", "\(baseName).fp16.safetensors"] {
+            let url = folder.appendingPathComponent(name)
+            if fm.fileExists(atPath: url.path) { return [url] }
+        }
+        for name in ["\(baseName).safetensors.index.json", "\(baseName).safetensors.index.fp16.json"] {
+            let url = folder.appendingPathComponent(name)
+            guard fm.fileExists(atPath: url.path) else { continue }
+            struct ShardIndex: Decodable {
+                let weightMap: [String: String]
+                enum CodingKeys: String, CodingKey { case weightMap = "weight_map" }
+            }
+            let shards = Set(try StableDiffusionCheckpoint.decodeConfig(ShardIndex.self, at: url).weightMap.values)
+            return shards.sorted().map { folder.appendingPathComponent($0) }
+        }
+        throw AnySizeError(.missingComponent,
+            "\(folder.path): no weights (expected \(baseName).safetensors); the model folder is incomplete")
+    }
+
+    private static func readSingleFile(_ path: String, configFolder: String?) throws -> ModelFootprint {
+        let file = try SafeTensorsFile(path: path)
+        let names = file.names
+        func component(_ prefix: String) -> SingleFileConfigs.Component {
+            let stripped = names.filter { $0.hasPrefix(prefix) && !CheckpointKeys.isIgnorable($0) }
+                .map { String($0.dropFirst(prefix.count)) }
+            return SingleFileConfigs.Component(names: stripped, shape: { file.shape(of: prefix + $0) }, source: path)
+        }
+        let unetPart = component(CheckpointKeys.unetPrefix), vaePart = component(CheckpointKeys.vaePrefix)
+        guard !unetPart.names.isEmpty, !vaePart.names.isEmpty else {
+            throw AnySizeError(.notAModel,
+                "\(path): no UNet (model.diffusion_model.*) or VAE (first_stage_model.*) tensors; not a full Stable Diffusion 1.x/2.x checkpoint")
+        }
+        let family: ModelFamily = names.contains { $0.hasPrefix(CheckpointKeys.openCLIPPrefix) } ? .sd2 : .sd1
+        let unet: UNetConfig, vae: VAEConfig
+        if let configFolder {
+            let folder = URL(fileURLWithPath: configFolder)
+            unet = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: folder.appendingPathComponent("unet/config.json"))
+            vae = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: folder.appendingPathComponent("vae/config.json"))
+        } else {
+            let yaml = try LDMConfigFile(adjacentTo: path)
+            unet = try SingleFileConfigs.unet(unetPart, family: family, yaml: yaml)
+            vae = try SingleFileConfigs.vae(vaePart, yaml: yaml)
+        }
+        // Count what `SingleFile.load` keeps: SD2 files carry an open_clip block the text encoder never uses.
+        let lastBlock = family == .sd2 ? try SingleFileConfigs.openCLIP(component(CheckpointKeys.openCLIPPrefix)).lastBlock : nil
+        let layout = CheckpointKeys.Layout(unetLayersPerBlock: unet.layersPerBlock, vaeLevels: vae.blockOutChannels.count,
+                                           openCLIPLastBlock: lastBlock)
+        let count = floatElements(file) { name in
+            switch CheckpointKeys.target(of: name, layout: layout) {
+            case .unet, .vae, .textEncoder, .fusedQKV: return true
+            default: return false
+            }
+        }
+        return ModelFootprint(unet: unet, vae: vae, parameterCount: count)
+    }
+
+    /// Elements of the float tensors whose names pass `include`.
+    private static func floatElements(_ file: SafeTensorsFile, include: (String) -> Bool) -> Int {
+        file.entries.reduce(0) { sum, item in
+            item.value.dtype.isConvertibleToFloat32 && include(item.key) ? sum + item.value.elementCount : sum
+        }
+    }
+}

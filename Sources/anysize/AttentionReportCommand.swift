@@ -77,6 +77,7 @@ struct AttentionReportCommand: ParsableCommand {
         let title = "Self-attention entropy per layer: \(modelName), \(steps) steps, seed \(seed)"
         let paths = try report.write(to: out, chartTitle: title)
         print(report.gapTable(), terminator: "")
+        fflush(stdout)  // the table before the stderr lines that follow, also when stdout is a pipe
         for path in paths { progress.line("wrote \(path)") }
     }
 }

@@ -244,10 +244,14 @@ final class AttentionReportTests: XCTestCase {
             XCTAssertEqual(rows.count, 7)
             XCTAssertTrue(rows.allSatisfy { $0 < 32 }, "\(c): 5 columns")
             XCTAssertEqual(rows.allSatisfy { $0 == 0 }, c == " ", "\(c): only space is blank")
-            if let other = seen[rows] { XCTFail("\(c) and \(other) have the same glyph") }
-            seen[rows] = c
+            let key = rows + [UInt8(BitmapFont.drop(of: c))]
+            if let other = seen[key] { XCTFail("\(c) and \(other) have the same glyph") }
+            seen[key] = c
         }
         XCTAssertEqual(Array(BitmapFont.rows(of: "é")), Array(BitmapFont.rows(of: "?")))
         XCTAssertEqual(BitmapFont.width(of: "abc", scale: 2), 34)
+        // descenders sit below the baseline row 6; other glyphs stay within rows 0 ... 6
+        XCTAssertTrue((0 ..< 5).contains { BitmapFont.isSet("p", x: $0, y: 8) })
+        XCTAssertFalse((0 ..< 5).contains { BitmapFont.isSet("P", x: $0, y: 7) || BitmapFont.isSet("P", x: $0, y: 8) })
     }
 }

@@ -108,7 +108,7 @@ struct ChartCanvas {
     /// `vertical` draws it rotated a quarter turn counter-clockwise (reading upwards), starting at (x, y) bottom-left.
     mutating func text(_ text: String, x: Int, y: Int, scale: Int, _ color: ChartColor, vertical: Bool = false) {
         for (i, character) in text.enumerated() {
-            for gy in 0 ..< BitmapFont.glyphHeight {
+            for gy in 0 ..< BitmapFont.lineHeight {
                 for gx in 0 ..< BitmapFont.glyphWidth where BitmapFont.isSet(character, x: gx, y: gy) {
                     let u = (i * BitmapFont.advance + gx) * scale, v = gy * scale  // along, across the text
                     if vertical {

@@ -72,7 +72,8 @@ public struct EntropyChart {
         // Legend size decides the plot's right edge.
         let legendScale = all.count * 22 > height - 120 ? 1 : 2
         let rowHeight = legendScale == 2 ? 22 : 12
-        let legendText = max(BitmapFont.width(of: "size, attention", scale: 2),
+        let baselineNote = "(trained, baseline)"
+        let legendText = max(BitmapFont.width(of: "size, attention", scale: 2), BitmapFont.width(of: baselineNote, scale: legendScale),
                              all.map { BitmapFont.width(of: $0.label, scale: legendScale) }.max() ?? 0)
         let legendWidth = min(max(legendText + 52, 180), width / 3)
         let left = 86, top = 58, bottom = height - 78
@@ -158,8 +159,8 @@ public struct EntropyChart {
             canvas.text(s.label, x: lx + 40, y: Int(cy) - 3 * legendScale - 1, scale: legendScale, .black)
             ly += rowHeight
             if s.isBaseline {
-                canvas.text("(trained size: baseline)", x: lx + 40, y: ly - 4, scale: 1, grey)
-                ly += 10
+                canvas.text(baselineNote, x: lx + 40, y: ly - 4, scale: legendScale, grey)
+                ly += rowHeight
             }
         }
         return canvas.image

@@ -26,17 +26,19 @@ which is what the Swift loader sees.
 
 Sizes: the real SD topology (4 levels, 2 resnets per level, the same block types, a wider last level as in SD's
 channel_mult, so that skips, shortcuts and per-level heads all vary): UNet (16, 16, 16, 32) channels with
-norm_num_groups 8, VAE (8, 16, 16, 16) with 4 groups. Not 32 groups: with 32 groups the channel count must be 64 or more for a group to hold more than one channel
-(below that GroupNorm is an instance norm, which cancels every per-channel constant, the timestep embedding
-included: the UNet output would not depend on t), and 64-channel models do not fit the fixture budget. So the
+norm_num_groups 8, VAE (8, 16, 16, 16) with 4 groups. Not 32 groups: with 32 groups the channel count must be 64
+or more for a group to hold more than one channel (below that GroupNorm is an instance norm, which cancels every
+per-channel constant, the timestep embedding included: the UNet output would not depend on t), and 64-channel
+models do not fit the fixture budget. So the
 single files cannot be loaded with LDM's fixed 32 groups: load them with the folder as config (as diffusers'
-from_single_file(config=...)). The text hidden size (8) is also the cross-attention width; it is small because
+from_single_file(config=...)). The text hidden size (4) is also the cross-attention width; it is small because
 the single-file text encoders need 49408 embedding rows.
 """
 
 import gzip
 import json
 import math
+import re
 import shutil
 import sys
 import tempfile
@@ -53,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "Tests" / "AnySizeTests" / "Fixtures"
 REFERENCE = FIXTURES / "reference"
 
-TEXT_HIDDEN = 8
+TEXT_HIDDEN = 4
 NORM_GROUPS = 8  # UNet
 VAE_CHANNELS = (8, 16, 16, 16)  # narrow first level, as SD's (128, 256, 512, 512)
 VAE_NORM_GROUPS = 4
@@ -124,6 +126,13 @@ def write_tokenizer(folder, vocab, merges, pad_token):
               "tokenizer_class": "CLIPTokenizer"}
     config.update({k: ({"__type": "AddedToken", **v} if isinstance(v, dict) else v) for k, v in special.items()})
     (folder / "tokenizer_config.json").write_text(json.dumps(dict(sorted(config.items())), indent=2) + "\n")
+
+
+def write_json(path, value):
+    """Indented JSON with every list of numbers on one line (token ids, timesteps, shapes stay readable)."""
+    text = json.dumps(value, indent=1)
+    text = re.sub(r"\[\s*([-+0-9.eE,\s]+?)\s*\]", lambda m: "[" + re.sub(r"\s+", " ", m.group(1)) + "]", text)
+    Path(path).write_text(text + "\n")
 
 
 def load_tokenizer(folder):
@@ -288,7 +297,7 @@ def save_single_file(name, spec, built):
 SD2_YAML = """\
 # LDM config of Tests/AnySizeTests/Fixtures/tiny-sd2.safetensors, in the format of Stability's
 # v2-inference-v.yaml (written by tools/make_fixtures.py). The model is tiny and random: 16 base channels,
-# heads of width 8, text width 8, and GroupNorm with 8 groups in the UNet, 4 in the VAE (LDM's code has 32
+# heads of width 8, text width 4, and GroupNorm with 8 groups in the UNet, 4 in the VAE (LDM's code has 32
 # fixed: load this checkpoint with the tiny-sd2 folder as config for the group counts).
 model:
   base_learning_rate: 1.0e-4

@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import sd_checkpoint as ckpt
-from make_fixtures import FIXTURES, MODELS, PROMPTS, REFERENCE, TEXT_LAYERS, load_tokenizer, text_config, token_ids
+from make_fixtures import (FIXTURES, MODELS, PROMPTS, REFERENCE, TEXT_LAYERS, load_tokenizer, text_config, token_ids,
+                           write_json)
 
 UNET_SIZES = [(8, 8), (25, 25), (24, 40)]
 UNET_TIMESTEPS = [981, 1]
@@ -185,5 +186,5 @@ def write_all(info):
         previous = json.loads(e2e.read_text())
         if "e2e" in previous:
             index["e2e"] = previous["e2e"]
-    e2e.write_text(json.dumps(index, indent=1) + "\n")
+    write_json(e2e, index)
     print(f"reference: {len(cases.cases)} cases")

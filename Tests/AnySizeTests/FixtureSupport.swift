@@ -17,8 +17,10 @@ enum Fixtures {
 
     /// The reference index written by tools/make_fixtures.py.
     static func referenceIndex() throws -> [String: Any] {
-        let data = try Data(contentsOf: root.appendingPathComponent("reference/index.json"))
-        guard let index = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        var text = try String(contentsOf: root.appendingPathComponent("reference/index.json"), encoding: .utf8)
+        // Python's json writes bare -Infinity / Infinity / NaN (e.g. a scheduler's lambda_min_clipped).
+        for token in ["-Infinity", "Infinity", "NaN"] { text = text.replacingOccurrences(of: ": \(token)", with: ": \"\(token)\"") }
+        guard let index = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
             throw AnySizeError(.corruptFile, "reference/index.json is not an object")
         }
         return index

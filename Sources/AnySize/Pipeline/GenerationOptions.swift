@@ -12,7 +12,10 @@ public struct GenerationOptions: Sendable {
     public var karras: Bool = true
     public var seed: UInt64
     public var batchSize: Int = 1
-    /// img2img: the init image [1, 3, height, width] in [-1, 1], and how much of the schedule to run (0, 1].
+    /// Library use: a different (prompt, negative prompt) per image, as diffusers accepts prompt lists.
+    /// When set, it overrides `prompt`, `negativePrompt` and `batchSize`.
+    public var batchPrompts: [(prompt: String, negative: String)]? = nil
+    /// img2img: the init image [1, 3, height, width] (or one per image of the batch) in [-1, 1], and how much of the schedule to run (0, 1].
     public var initImage: Tensor? = nil
     public var strength: Double = 0.75
     /// A1111 clip skip: 1 = last text-encoder layer, 2 = penultimate.
@@ -28,6 +31,11 @@ public struct GenerationOptions: Sendable {
     public var vaeTiling: VAETiling = .automatic
     /// Record the mean attention entropy of every self-attention layer at every model call.
     public var recordEntropy: Bool = false
+
+    /// The (prompt, negative prompt) of every image in the batch.
+    public var promptPairs: [(prompt: String, negative: String)] {
+        batchPrompts ?? Array(repeating: (prompt, negativePrompt), count: batchSize)
+    }
 
     public init(prompt: String, width: Int, height: Int, seed: UInt64) {
         self.prompt = prompt
@@ -45,6 +53,9 @@ public struct GenerationOptions: Sendable {
             }
         }
         guard steps >= 1 else { throw AnySizeError(.invalidArgument, "--steps \(steps): use at least 1 step") }
+        if let b = batchPrompts, b.isEmpty {
+            throw AnySizeError(.invalidArgument, "batchPrompts is empty; give at least one (prompt, negative) pair")
+        }
         guard batchSize >= 1 else { throw AnySizeError(.invalidArgument, "--batch-size \(batchSize): use at least 1") }
         guard cfgScale.isFinite else { throw AnySizeError(.invalidArgument, "--cfg-scale \(cfgScale) is not a number") }
         guard strength > 0, strength <= 1 else {

@@ -43,16 +43,22 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
     /// VAE scaling factor (latents in sampler space = scaling * VAE latents).
     public var scalingFactor: Float { Float(vae.config.scalingFactor) }
 
-    /// Encodes a prompt and a negative prompt to text embeddings [1, 77k, D] each, with the same number k
-    /// of 77-token windows.
-    public func encodePrompts(_ prompt: String, negative: String, clipSkip: Int) throws -> (positive: Tensor, negative: Tensor) {
-        let chunks = max(tokenizer.chunkedWindows(prompt).count, tokenizer.chunkedWindows(negative).count)
+    /// Encodes (prompt, negative prompt) pairs to text embeddings [N, 77k, D] each (positives, negatives),
+    /// every prompt with the same number k of 77-token windows (A1111: the negative is padded to the prompt's).
+    public func encodePrompts(_ pairs: [(prompt: String, negative: String)], clipSkip: Int) throws -> (positive: Tensor, negative: Tensor) {
+        let texts = pairs.flatMap { [$0.prompt, $0.negative] }
+        let chunks = texts.map { tokenizer.chunkedWindows($0).count }.max() ?? 1
+        var cache: [String: Tensor] = [:]
         func encode(_ text: String) throws -> Tensor {
+            if let t = cache[text] { return t }
             let windows = tokenizer.chunkedWindows(text, minimumChunks: chunks)
             let embeddings = try textEncoder(windows, clipSkip: clipSkip)    // [k, 77, D]
-            return embeddings.reshaped([1, windows.count * embeddings.dim(1), embeddings.dim(2)])
+            let t = embeddings.reshaped([1, windows.count * embeddings.dim(1), embeddings.dim(2)])
+            cache[text] = t
+            return t
         }
-        return (try encode(prompt), try encode(negative))
+        return (Elementwise.concatBatch(try pairs.map { try encode($0.prompt) }),
+                Elementwise.concatBatch(try pairs.map { try encode($0.negative) }))
     }
 
     /// Runs one generation. `progress` receives phase timings, per-call progress and latents for previews.
@@ -75,14 +81,14 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
                                                 levels: unet.config.blockOutChannels.count, localEdge: options.localEdge)
         progress(.notice("attention: \(choice.summary)"))
         vae.attentionMemoryBudget = options.attentionMemory
-        let batch = options.batchSize
+        let pairs = options.promptPairs
+        let batch = pairs.count
         let guided = options.cfgScale > 1
 
         // [N * (guided ? 2 : 1), 77k, D]: unconditional embeddings first, as diffusers concatenates them.
         let context: Tensor = try timed("encode") {
-            let (positive, negative) = try encodePrompts(options.prompt, negative: options.negativePrompt, clipSkip: options.clipSkip)
-            let rows = Array(repeating: negative, count: guided ? batch : 0) + Array(repeating: positive, count: batch)
-            return Elementwise.concatBatch(rows)
+            let (positive, negative) = try encodePrompts(pairs, clipSkip: options.clipSkip)
+            return guided ? Elementwise.concatBatch([negative, positive]) : positive
         }
 
         let scheduler = try options.sampler.makeScheduler(config: schedulerConfig, steps: options.steps, karras: options.karras)
@@ -91,19 +97,21 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         var latents: Tensor
         var firstCall = 0
         if let image = options.initImage {
-            guard image.shape == [1, 3, options.height, options.width] else {
+            guard image.rank == 4, image.dim(0) == 1 || image.dim(0) == batch,
+                  Array(image.shape.dropFirst()) == [3, options.height, options.width] else {
                 throw AnySizeError(.invalidArgument,
-                    "init image tensor \(image.shape) does not match the canvas [1, 3, \(options.height), \(options.width)]; resize it first")
+                    "init image tensor \(image.shape) does not match the canvas [1 or \(batch), 3, \(options.height), \(options.width)]; resize it first")
             }
-            // StableDiffusionImg2ImgPipeline: encode, sample the latent distribution, scale, repeat, noise.
+            // StableDiffusionImg2ImgPipeline: encode, sample the latent distribution (one draw for the image
+            // batch), scale, repeat a single image to the batch, then noise.
             latents = timed("encode image") {
                 let (mean, logvar) = vae.encode(image, tiling: options.vaeTiling)
                 let eps = random.randn(mean.shape)
                 let sample = Tensor(zeros: mean.shape)
                 for i in 0 ..< sample.count {
-                    sample.pointer[i] = (mean.pointer[i] + Foundation.exp(0.5 * logvar.pointer[i]) * eps.pointer[i]) * scalingFactor
+                    sample.pointer[i] = scalingFactor * (mean.pointer[i] + Foundation.exp(0.5 * logvar.pointer[i]) * eps.pointer[i])
                 }
-                return Elementwise.concatBatch(Array(repeating: sample, count: batch))
+                return image.dim(0) == batch ? sample : Elementwise.concatBatch(Array(repeating: sample, count: batch))
             }
             firstCall = scheduler.img2imgStartIndex(strength: options.strength)
             let noise = random.randn(shape)

@@ -22,7 +22,7 @@ public enum SafeTensorsDType: String, CaseIterable, Sendable, Comparable {
     }
 
     /// Whether `SafeTensorsFile.tensor(_:)` can convert this type to float32.
-    public var isConvertibleToFloat32: Bool { self == .f16 || self == .bf16 || self == .f32 || self == .f64 }
+    public var isConvertibleToFloat32: Bool { self == .f16 || self == .bf16 || self == .f32 || self == .f64 || self == .u8 }
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 }
@@ -124,7 +124,7 @@ public final class SafeTensorsFile {
         }
         guard entry.dtype.isConvertibleToFloat32 else {
             throw AnySizeError(.unsupportedFormat,
-                "\(path): tensor '\(name)' has dtype \(entry.dtype.rawValue); only F32, F16, BF16 and F64 weights are supported")
+                "\(path): tensor '\(name)' has dtype \(entry.dtype.rawValue); only F32, F16, BF16, F64 (and U8 image data) are supported")
         }
         let out = Tensor(zeros: entry.shape)
         guard let mapping, entry.elementCount > 0 else { return out }
@@ -304,6 +304,8 @@ enum FloatConversion {
                 for i in range { destination[i] = float(fromBFloat16: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
             case .f64:
                 for i in range { destination[i] = Float(source.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
+            case .u8:
+                for i in range { destination[i] = Float(source.load(fromByteOffset: i, as: UInt8.self)) }
             default:
                 preconditionFailure("FloatConversion: \(dtype.rawValue) is not a float type")
             }

@@ -1,0 +1,95 @@
+import AnySize
+import Foundation
+import XCTest
+
+/// End-to-end latents against diffusers' StableDiffusionPipeline / StableDiffusionImg2ImgPipeline
+/// (tools/fixtures_e2e.py): every sampler, with and without Karras sigmas, both fixtures, square and
+/// non-square sizes (25x17 latents), batch 2 with negative prompts, img2img.
+/// Bound: max-abs <= 1e-3 * max(1, max|reference|).
+final class GenerationParityTests: XCTestCase {
+    private var pipelines: [String: StableDiffusionPipeline] = [:]
+
+    private func pipeline(model: String, singleFile: Bool) throws -> StableDiffusionPipeline {
+        let key = model + (singleFile ? ".safetensors" : "")
+        if let p = pipelines[key] { return p }
+        let checkpoint = singleFile
+            ? try StableDiffusionCheckpoint.load(path: try Fixtures.path(key), configFolder: try Fixtures.path(model))
+            : try StableDiffusionCheckpoint.load(path: try Fixtures.path(model))
+        let p = try StableDiffusionPipeline(checkpoint: checkpoint)
+        pipelines[key] = p
+        return p
+    }
+
+    private func e2e() throws -> [String: Any] {
+        guard let e = try Fixtures.referenceIndex()["e2e"] as? [String: Any] else {
+            throw AnySizeError(.missingComponent, "reference/index.json has no e2e section; run tools/fixtures_e2e.py")
+        }
+        return e
+    }
+
+    /// "dpmpp_2m_karras" -> (.dpmpp2m, true)
+    private func sampler(_ name: String) throws -> (SamplerKind, Bool) {
+        let karras = name.hasSuffix("_karras")
+        let base = karras ? String(name.dropLast("_karras".count)) : name
+        guard let kind = SamplerKind(rawValue: base) else { throw AnySizeError(.invalidArgument, "unknown sampler \(name)") }
+        return (kind, karras)
+    }
+
+    func testInitialNoiseIsTorchRandn() throws {
+        let e = try e2e()
+        let inputs = try SafeTensorsFile(path: try Fixtures.path("reference/" + (e["inputs_file"] as? String ?? "")))
+        let seed = UInt64(e["seed"] as? Int ?? 0)
+        for name in inputs.names where name.hasPrefix("noise.") {
+            let reference = try inputs.tensor(name)
+            let ours = TorchRandom(seed: seed).randn(reference.shape)
+            XCTAssertEqual(ours.scalars, reference.scalars, "\(name) differs from torch.randn")
+        }
+    }
+
+    func testLatentsMatchDiffusers() throws {
+        let e = try e2e()
+        let cases = e["cases"] as? [[String: Any]] ?? []
+        XCTAssertGreaterThanOrEqual(cases.count, 32, "expected every sampler x karras x model x size")
+        let inputs = try SafeTensorsFile(path: try Fixtures.path("reference/" + (e["inputs_file"] as? String ?? "")))
+        let prompts = e["prompts"] as? [String] ?? []
+        let negatives = e["negative_prompts"] as? [String] ?? []
+        let seed = UInt64(e["seed"] as? Int ?? 0)
+        let steps = e["steps"] as? Int ?? 0
+        let cfg = e["guidance_scale"] as? Double ?? 0
+        let strength = e["strength"] as? Double ?? 0
+        var worst: Float = 0
+        for c in cases {
+            let name = c["name"] as? String ?? "?"
+            let model = c["model"] as? String ?? ""
+            let singleFile = (c["weights"] as? String) == "single_file"
+            let pipe = try pipeline(model: model, singleFile: singleFile)
+            var options = GenerationOptions(prompt: prompts.first ?? "", width: c["width"] as? Int ?? 0,
+                                            height: c["height"] as? Int ?? 0, seed: seed)
+            options.batchPrompts = zip(prompts, negatives).map { ($0, $1) }
+            options.steps = steps
+            options.cfgScale = cfg
+            (options.sampler, options.karras) = try sampler(c["sampler"] as? String ?? "")
+            options.attention = .standard
+            if let ids = c["input_ids"] as? [[Int]], let first = ids.first {
+                XCTAssertEqual(pipe.tokenizer.tokenize(prompts[0]), first, "\(name): prompt ids")
+            }
+            if (c["mode"] as? String) == "img2img" {
+                let pixels = try inputs.tensor("init_image")            // uint8 values as float
+                let image = Tensor(zeros: pixels.shape)
+                for i in 0 ..< image.count { image.pointer[i] = pixels.pointer[i] / 255 * 2 - 1 }
+                options.initImage = Elementwise.concatBatch([image, image])  // diffusers got [image, image]
+                options.strength = strength
+            }
+            let result = try pipe.generate(options)
+            let reference = try SafeTensorsFile(path: try Fixtures.path("reference/" + (c["file"] as? String ?? "")))
+                .tensor(c["output"] as? String ?? "")
+            XCTAssertEqual(result.latents.shape, reference.shape, name)
+            guard result.latents.shape == reference.shape else { continue }
+            let comparison = compare(result.latents, reference, tolerance: 1e-3)
+            print("[e2e] \(name)\(singleFile ? " (single file)" : ""): \(comparison)")
+            XCTAssertTrue(comparison.passes, "\(name): \(comparison)")
+            worst = max(worst, comparison.relative)
+        }
+        print("[e2e] worst normalised error: \(worst)")
+    }
+}

@@ -228,8 +228,15 @@ final class FixtureCheckpointTests: XCTestCase {
             XCTAssertEqual(words[1].filter { $0 != "," }, String(store.parameterCount), line)
             XCTAssertTrue(line.hasSuffix("parameters in \(store.names.count) tensors (\(store.names.count) F16)"), line)
         }
-        XCTAssertEqual(c.unet.parameterCount, 418_932)
-        XCTAssertTrue(lines[6].hasPrefix("unet: 418,932 (418.93K) parameters"), lines[6])
+        // The UNet count, independently: every model.diffusion_model.* element of the file.
+        let file = try SafeTensorsFile(path: try Self.fixture("tiny-sd2.safetensors"))
+        let unetCount = file.names.filter { $0.hasPrefix("model.diffusion_model.") }
+            .reduce(0) { $0 + (file.shape(of: $1)?.reduce(1, *) ?? 0) }
+        XCTAssertEqual(c.unet.parameterCount, unetCount)
+        let grouped = String(unetCount).reversed().enumerated()
+            .map { $0.offset > 0 && $0.offset % 3 == 0 ? ",\($0.element)" : "\($0.element)" }.joined()
+        let expected = "unet: " + String(grouped.reversed()) + String(format: " (%.2fK) parameters", Double(unetCount) / 1000)
+        XCTAssertTrue(lines[6].hasPrefix(expected), "\(lines[6]) vs \(expected)")
         XCTAssertTrue(lines[9].hasPrefix("ignored tensors: 19: alphas_cumprod, "), lines[9])
         XCTAssertEqual(lines[10], "unknown tensors: none")
         var limited = ModelInfo(try StableDiffusionCheckpoint.load(path: try Self.fixture("tiny-sd2.safetensors")))

@@ -117,12 +117,12 @@ extension AutoencoderKL {
         let f = downsamplingFactor
         let height = x.dim(2), width = x.dim(3)
         guard let size = tiling.tileSize(width: width, height: height), height % f == 0, width % f == 0 else {
-            return encode(x)
+            return encodeEach(x)
         }
         let tile = max(1, size / f)
         let rows = TileLayout(length: height / f, tile: tile, overlap: tile / 4)
         let columns = TileLayout(length: width / f, tile: tile, overlap: tile / 4)
-        if rows.starts.count == 1 && columns.starts.count == 1 { return encode(x) }
+        if rows.starts.count == 1 && columns.starts.count == 1 { return encodeEach(x) }
         let moments = blendTiles(x, rows: rows, columns: columns, scale: 1, inputScale: f,
                                  outChannels: 2 * config.latentChannels) { encodeMoments($0) }
         return Self.splitMoments(moments)
@@ -134,6 +134,14 @@ extension AutoencoderKL {
         guard batch > 1 else { return decode(z) }
         let parts = (0 ..< batch).map { decode(z.slice(batch: $0, count: 1)) }
         return Elementwise.concatBatch(parts)
+    }
+
+    /// Untiled encode, one batch element at a time.
+    func encodeEach(_ x: Tensor) -> (mean: Tensor, logvar: Tensor) {
+        let batch = x.dim(0)
+        guard batch > 1 else { return encode(x) }
+        let parts = (0 ..< batch).map { encode(x.slice(batch: $0, count: 1)) }
+        return (Elementwise.concatBatch(parts.map(\.mean)), Elementwise.concatBatch(parts.map(\.logvar)))
     }
 
     /// Runs `body` on every tile of every batch element of `input` and accumulates the weighted outputs.

@@ -35,7 +35,8 @@ public struct MemoryEstimate: Sendable {
                 workers: Int = Parallel.threadCount) {
         let f = 1 << max(0, model.vae.blockOutChannels.count - 1)
         let h = options.height / f, w = options.width / f
-        let rows = options.batchSize * (options.cfgScale > 1 ? 2 : 1)
+        let batch = options.promptPairs.count
+        let rows = batch * (options.cfgScale > 1 ? 2 : 1)
         weights = model.weightBytes
         // Latents, scaled input, guided input, output, guidance result and scheduler history: a few latents.
         let sampler = 8 * rows * model.unet.inChannels * h * w
@@ -48,12 +49,12 @@ public struct MemoryEstimate: Sendable {
         // Per image (or tile), then the decoded batch (parts and their concatenation) and the tile accumulator.
         let decode = 4 * Self.decoderFloats(model.vae, height: th, width: tw)
             + Self.attentionScratch(tokens: th * tw, budget: options.attentionMemory, workers: workers)
-            + 4 * (2 * options.batchSize * model.vae.outChannels * pixels + (tiled ? pixels : 0))
+            + 4 * (2 * batch * model.vae.outChannels * pixels + (tiled ? pixels : 0))
         var encode = 0
         if img2img ?? (options.initImage != nil) {
             encode = 4 * Self.encoderFloats(model.vae, height: th * f, width: tw * f)
                 + Self.attentionScratch(tokens: th * tw, budget: options.attentionMemory, workers: workers)
-                + 4 * (model.vae.inChannels * pixels + 2 * model.vae.latentChannels * h * w * (options.batchSize + 2))
+                + 4 * (model.vae.inChannels * pixels + 2 * model.vae.latentChannels * h * w * (batch + 2))
         }
         vae = max(decode, encode)
         overhead = Self.baseOverhead + (64 << 20) + (64 << 20)  // + im2col columns + feed-forward chunk
@@ -84,10 +85,13 @@ public struct MemoryEstimate: Sendable {
         }
         let smallTile = 256, smallAttention = 256 << 20
         var remedies: [(flag: String, peak: Int)] = []
+        var tiledPeak = estimate.peak
         for size in [VAETiling.automaticTileSize, smallTile] {
             let current = options.vaeTiling.tileSize(width: options.width, height: options.height)
             guard current.map({ $0 > size }) ?? true else { continue }
-            remedies.append(("--vae-tile \(size)", peak { $0.vaeTiling = .tiles(size) }))
+            let p = peak { $0.vaeTiling = .tiles(size) }
+            if p < tiledPeak { remedies.append(("--vae-tile \(size)", p)) }  // a smaller tile only if it helps more
+            tiledPeak = min(tiledPeak, p)
         }
         if options.attentionMemory > smallAttention {
             remedies.append(("--attention-memory \(smallAttention >> 20)", peak { $0.attentionMemory = smallAttention }))

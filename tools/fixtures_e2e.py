@@ -12,23 +12,38 @@ Random draws, all from the one generator of a run, in this order:
   img2img: the VAE posterior sample (mean + std * randn([2, 4, h, w])), then noise = randn([2, 4, h, w]) for
            scheduler.add_noise; the init image is the same picture twice (batch of 2);
   ancestral samplers then draw randn([2, 4, h, w]) once per step.
+
+Conditioning: every case is also run in float64 (the same float32 random draws, cast), and its float32 result's
+deviation from that run, normalised by max(1, max|float64 latents|), is stored as `float64_error`. A reference
+whose own float32 rounding moves it by a sizeable part of the test's 1e-3 bound cannot judge another float32
+implementation, so the script refuses cases above CONDITIONING_LIMIT (a quarter of the bound). The tiny models'
+UNet's attention gain in make_fixtures.py was chosen with this measurement.
+
+Single-file layout: for a subset of samplers, the same runs through StableDiffusionPipeline.from_single_file on
+Fixtures/tiny-sd*.safetensors (offline, with a copy of the folder's configs whose text encoder and tokenizer have
+the full CLIP vocabulary the single file carries; the tiny GroupNorm group counts come from that config, as
+AnySize's `configFolder:`). These cases have `"weights": "single_file"` and their own token ids.
 """
 
 import json
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import torch
 from safetensors.torch import save_file
 
-from make_fixtures import FIXTURES, PROMPTS, REFERENCE, write_json
+from make_fixtures import FIXTURES, FULL_VOCAB, MODELS, PROMPTS, REFERENCE, clip_bpe, write_json, write_tokenizer
+from verify_fixtures import full_vocab_config
 
 SEED = 42
 STEPS = 5
-# Guidance 3, not the usual 7.5: the random tiny-sd2 (v-prediction) model is ill-conditioned under strong
-# guidance. Measured with diffusers itself (Heun, 5 steps, 64x64): its float32 run deviates from a float64 run
-# by 0.167 (max |latent| about 5) at cfg 7.5, but by 1.9e-4 at cfg 3 and 1.5e-5 at cfg 1.5, so at 7.5 the
-# reference would not pin down float32 results to the 1e-3 bound. Guidance 3 still runs the full CFG path.
+# Guidance 3: with the UNet's attention gain at 0.75 (make_fixtures.py) every case's float32-vs-float64 error is
+# at most ~2e-5 at guidance 3, while at 7.5 DDIM on tiny-sd1 (8x8 latents) still reached 4.9e-4.
 GUIDANCE = 3.0
 STRENGTH = 0.6
 NEGATIVE_PROMPTS = ["blurry, low quality", ""]
@@ -77,6 +92,26 @@ def effective_config(scheduler):
     return {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
 
 
+CONDITIONING_LIMIT = 2.5e-4  # float64_error above this: the case cannot judge a float32 implementation
+SINGLE_FILE_SAMPLERS = ["euler_a", "heun", "dpmpp_2m_karras"]  # txt2img at the non-square size, plus img2img
+
+
+def float32_draws():
+    """Makes diffusers draw every random tensor in float32 and cast it, wherever randn_tensor is imported, so a
+    float64 pipeline sees the same numbers as the float32 one (torch.randn in float64 gives other values)."""
+    import diffusers.utils.torch_utils as torch_utils
+
+    original = torch_utils.randn_tensor
+
+    def randn_float32(shape, generator=None, device=None, dtype=None, layout=None):
+        return original(shape, generator=generator, device=device, dtype=torch.float32,
+                        layout=layout).to(dtype or torch.float32)
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "randn_tensor", None) is original:
+            module.randn_tensor = randn_float32
+
+
 @torch.no_grad()
 def run(pipe, folder_config, sampler, height, width, image=None):
     pipe.scheduler = scheduler_for(folder_config, sampler)
@@ -100,10 +135,31 @@ def run(pipe, folder_config, sampler, height, width, image=None):
     return latents, record
 
 
-def main():
+def pipelines(name, single_file_config=None):
+    """{dtype: (txt2img, img2img)} for the folder, or for the single file when given its full-vocabulary config."""
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
+    result = {}
+    for dtype in (torch.float32, torch.float64):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if single_file_config is None:
+                txt2img = StableDiffusionPipeline.from_pretrained(str(FIXTURES / name), torch_dtype=dtype,
+                                                                  local_files_only=True)
+            else:
+                txt2img = StableDiffusionPipeline.from_single_file(
+                    str(FIXTURES / f"{name}.safetensors"), config=str(single_file_config), local_files_only=True,
+                    torch_dtype=dtype, safety_checker=None)
+        img2img = StableDiffusionImg2ImgPipeline(**txt2img.components)
+        for pipe in (txt2img, img2img):
+            pipe.set_progress_bar_config(disable=True)
+        result[dtype] = (txt2img, img2img)
+    return result
+
+
+def main():
     torch.set_num_threads(2)
+    float32_draws()
     inputs = {}
     for height, width in TXT2IMG_SIZES:
         noise = torch.randn((2, 4, height // 8, width // 8), generator=torch.Generator("cpu").manual_seed(SEED))
@@ -113,44 +169,59 @@ def main():
     save_file(inputs, str(REFERENCE / "e2e_inputs.safetensors"), metadata={"format": "pt"})
     pil = PIL.Image.fromarray(picture.numpy())
 
+    work = Path(tempfile.mkdtemp())
+    full_vocab, full_merges = clip_bpe(FULL_VOCAB - 512 - 2)
     cases = []
     tokens = {}
     for name in ("tiny-sd1", "tiny-sd2"):
         short = name.removeprefix("tiny-")
-        txt2img = StableDiffusionPipeline.from_pretrained(str(FIXTURES / name), torch_dtype=torch.float32,
-                                                          local_files_only=True)
-        img2img = StableDiffusionImg2ImgPipeline(**txt2img.components)
-        folder_config = dict(txt2img.scheduler.config)
-        for pipe in (txt2img, img2img):
-            pipe.set_progress_bar_config(disable=True)
-        tokenizer = txt2img.tokenizer
-        tokens[name] = {"input_ids": ids(tokenizer, PROMPTS), "negative_input_ids": ids(tokenizer, NEGATIVE_PROMPTS)}
-        for mode, pipe, sizes in (("txt2img", txt2img, TXT2IMG_SIZES), ("img2img", img2img, [IMG2IMG_SIZE])):
-            file = f"e2e_{short}_{mode}.safetensors"
-            tensors = {}
-            for height, width in sizes:
-                latent = f"{height // 8}x{width // 8}"
-                for sampler in SAMPLERS:
-                    image = [pil, pil] if mode == "img2img" else None
-                    latents, record = run(pipe, folder_config, sampler, height, width, image)
-                    assert torch.isfinite(latents).all(), (name, mode, sampler)
-                    tensor = f"{sampler}.{latent}.latents"
-                    tensors[tensor] = latents.float().contiguous()
-                    case = {"name": f"{name}/{mode}/{sampler}/{latent}", "model": name, "mode": mode,
-                            "sampler": sampler, "height": height, "width": width,
-                            "latent_size": [height // 8, width // 8], "file": file, "output": tensor,
-                            "output_stats": {"max_abs": float(latents.abs().max()),
-                                             "rms": float(latents.pow(2).mean().sqrt())}}
-                    if mode == "txt2img":
-                        case["initial_noise"] = f"noise.{latent}"
-                    else:
-                        init_steps = min(int(STEPS * STRENGTH), STEPS)
-                        case["t_start"] = STEPS - init_steps  # index into timesteps (times the scheduler order)
-                        case["denoising_steps"] = init_steps
-                    case.update(record)
-                    cases.append(case)
-                    print(f"{case['name']}: rms {case['output_stats']['rms']:.3f}")
-            save_file(tensors, str(REFERENCE / file), metadata={"format": "pt"})
+        write_tokenizer(work / name / "tokenizer", full_vocab, full_merges, MODELS[name]["pad_token"])
+        single_file_config = full_vocab_config(FIXTURES / name, work / name / "tokenizer", work, name)
+        layouts = [("folder", pipelines(name), "", TXT2IMG_SIZES, list(SAMPLERS)),
+                   ("single_file", pipelines(name, single_file_config), "_single_file", [IMG2IMG_SIZE],
+                    SINGLE_FILE_SAMPLERS)]
+        for weights, pipes, suffix, txt2img_sizes, samplers in layouts:
+            txt2img = pipes[torch.float32][0]
+            folder_config = dict(txt2img.scheduler.config)
+            token_ids = {"input_ids": ids(txt2img.tokenizer, PROMPTS),
+                         "negative_input_ids": ids(txt2img.tokenizer, NEGATIVE_PROMPTS)}
+            if weights == "folder":
+                tokens[name] = token_ids
+            for mode, index, sizes in (("txt2img", 0, txt2img_sizes), ("img2img", 1, [IMG2IMG_SIZE])):
+                file = f"e2e_{short}_{mode}{suffix}.safetensors"
+                tensors = {}
+                for height, width in sizes:
+                    latent = f"{height // 8}x{width // 8}"
+                    for sampler in samplers:
+                        image = [pil, pil] if mode == "img2img" else None
+                        latents, record = run(pipes[torch.float32][index], folder_config, sampler, height, width,
+                                              image)
+                        exact, _ = run(pipes[torch.float64][index], folder_config, sampler, height, width, image)
+                        assert torch.isfinite(latents).all(), (name, mode, sampler)
+                        error = (latents.double() - exact).abs().max().item() / max(1.0, exact.abs().max().item())
+                        tensor = f"{sampler}.{latent}.latents"
+                        tensors[tensor] = latents.float().contiguous()
+                        layout = "" if weights == "folder" else " (single file)"
+                        case = {"name": f"{name}/{mode}/{sampler}/{latent}", "model": name, "weights": weights,
+                                "mode": mode, "sampler": sampler, "height": height, "width": width,
+                                "latent_size": [height // 8, width // 8], "file": file, "output": tensor,
+                                "output_stats": {"max_abs": float(latents.abs().max()),
+                                                 "rms": float(latents.pow(2).mean().sqrt())},
+                                "float64_error": error}
+                        if weights == "single_file":
+                            case.update(token_ids)
+                        if mode == "txt2img":
+                            case["initial_noise"] = f"noise.{latent}"
+                        else:
+                            init_steps = min(int(STEPS * STRENGTH), STEPS)
+                            case["t_start"] = STEPS - init_steps  # index into timesteps (times the scheduler order)
+                            case["denoising_steps"] = init_steps
+                        case.update(record)
+                        cases.append(case)
+                        print(f"{case['name']}{layout}: rms {case['output_stats']['rms']:.3f}, "
+                              f"float32 vs float64 {error:.2e}", flush=True)
+                save_file(tensors, str(REFERENCE / file), metadata={"format": "pt"})
+    shutil.rmtree(work)
 
     index_path = REFERENCE / "index.json"
     index = json.loads(index_path.read_text())
@@ -172,11 +243,18 @@ def main():
                "add_noise's randn; ancestral samplers: one randn([2, 4, h, w]) per step",
         "output": "final latents as the pipeline returns them with output_type='latent' (not divided by the VAE "
                   "scaling factor)",
+        "conditioning": f"float64_error: the float32 reference's deviation from the same run in float64, "
+                        f"normalised by max(1, max|float64|); every case is at most {CONDITIONING_LIMIT}",
         "cases": cases,
     }
     write_json(index_path, index)
     total = sum(p.stat().st_size for p in REFERENCE.glob("e2e_*.safetensors"))
     print(f"e2e: {len(cases)} cases, {total / 1e3:.0f} kB")
+    worst = sorted(cases, key=lambda c: -c["float64_error"])[:5]
+    print("worst conditioned: " + ", ".join(f"{c['name']} {c['float64_error']:.2e}" for c in worst))
+    bad = [c["name"] + (" (single file)" if c["weights"] == "single_file" else "") for c in cases
+           if c["float64_error"] > CONDITIONING_LIMIT]
+    assert not bad, f"ill-conditioned reference cases (float64_error > {CONDITIONING_LIMIT}): {bad}"
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ let package = Package(
         .executableTarget(name: "anysize", dependencies: [
             "AnySize", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
+        .executableTarget(name: "AnySizeKernelBench", dependencies: ["AnySizeKernels"], swiftSettings: optimize),
         .testTarget(name: "AnySizeKernelsTests", dependencies: ["AnySizeKernels"]),
         .testTarget(name: "AnySizeTests", dependencies: ["AnySize"], resources: [.copy("Fixtures")]),
     ]

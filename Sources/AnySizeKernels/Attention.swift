@@ -96,10 +96,10 @@ public enum ScaledDotProductAttention {
             entropy?.pointee = 0
             return out
         }
+        let block = blockShape(chunking: chunking, queries: queries, keys: keys)
         let problem = Problem(query: query.pointer, key: key.pointer, value: value.pointer, out: out.pointer,
                               heads: heads, queries: queries, keys: keys, channels: channels,
-                              queryChunk: min(chunking.queryChunk, queries, cacheQueryRows(keyChunk: min(chunking.keyChunk, max(keys, 1)))),
-                              keyChunk: min(chunking.keyChunk, max(keys, 1)),
+                              queryChunk: block.queryChunk, keyChunk: block.keyChunk,
                               modifier: modifier, wantsEntropy: entropy != nil)
         let items = batch * heads * problem.queryChunks
         let workers = min(Parallel.threadCount, items)
@@ -121,11 +121,19 @@ public enum ScaledDotProductAttention {
 }
 
 extension ScaledDotProductAttention {
-    /// Query rows per block such that one logits block (rows x keyChunk floats) stays within about 1 MB, so
-    /// it is still in cache between Q K^T, the online-softmax pass and P V. Each query row's result is the
-    /// same whatever the number of rows per block; smaller blocks also spread work evenly over the threads.
-    static func cacheQueryRows(keyChunk: Int) -> Int {
-        max(16, (1 << 18) / max(keyChunk, 1))
+    /// Keys per block at most: with 256 query rows, a 1 MB logits block that stays in a core's L2 cache between
+    /// Q K^T, the online-softmax pass and P V.
+    static let cacheKeyColumns = 1024
+
+    /// The block the kernel works on: within `chunking` (the memory bound), at most `cacheKeyColumns` keys and
+    /// about 2^18 logits. Each query row's result is the same whatever the block shape (online softmax), so
+    /// the shape is a speed choice only. Square-ish blocks (256 x 1024 rather than 64 x 4096 at SD's level 0)
+    /// let OpenBLAS pack each K and V panel once per 256 queries instead of once per 64: packing was a quarter
+    /// of the attention time. Smaller blocks also spread work evenly over the threads.
+    public static func blockShape(chunking: AttentionChunking, queries: Int, keys: Int) -> AttentionChunking {
+        let keyBlock = min(chunking.keyChunk, max(keys, 1), cacheKeyColumns)
+        let queryBlock = min(chunking.queryChunk, max(queries, 1), max(16, (1 << 18) / keyBlock))
+        return AttentionChunking(queryChunk: queryBlock, keyChunk: keyBlock)
     }
 }
 
@@ -242,26 +250,27 @@ private struct Problem {
     }
 
     /// p = e^{l - shift} in place; returns (sum p, sum p (l - shift)) with masked keys (l = -inf) giving p = 0
-    /// and no entropy term. The second sum is 0 unless `wantsEntropy`.
-    /// Kept out of line so that `VectorExp.exp` inlines into this small loop (the optimiser leaves it
+    /// and no entropy term. The second sum is 0 unless `wantsEntropy`. `shift` is the row maximum, so every
+    /// exponent is <= 0 (`VectorExp.expNonPositive`, 16 lanes).
+    /// Kept out of line so that the exponential inlines into this small loop (the optimiser leaves it
     /// out of line in the large `run`).
     @inline(never)
     private func exponentiate(_ row: UnsafeMutablePointer<Float>, count: Int, shift: Float) -> (Float, Float) {
-        let shiftLanes = SIMD8<Float>(repeating: shift)
-        var s = SIMD8<Float>(), t = SIMD8<Float>()
+        let shiftLanes = SIMD16<Float>(repeating: shift)
+        var s = SIMD16<Float>(), t = SIMD16<Float>()
         var j = 0
-        while j + 8 <= count {
-            let x = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) - shiftLanes
-            let p = VectorExp.exp(x)
-            UnsafeMutableRawPointer(row + j).storeBytes(of: p, as: SIMD8<Float>.self)
+        while j + 16 <= count {
+            let x = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self) - shiftLanes
+            let p = VectorExp.expNonPositive(x)
+            UnsafeMutableRawPointer(row + j).storeBytes(of: p, as: SIMD16<Float>.self)
             s += p
             if wantsEntropy { t += (p * x).replacing(with: 0, where: p .== 0) }
-            j += 8
+            j += 16
         }
         if j < count {
-            var x = SIMD8<Float>(repeating: -.infinity)
+            var x = SIMD16<Float>(repeating: -.infinity)
             for lane in 0 ..< count - j { x[lane] = row[j + lane] - shift }
-            let p = VectorExp.exp(x)
+            let p = VectorExp.expNonPositive(x)
             for lane in 0 ..< count - j { row[j + lane] = p[lane] }
             s += p
             if wantsEntropy { t += (p * x).replacing(with: 0, where: p .== 0) }
@@ -272,12 +281,12 @@ private struct Problem {
     /// Largest of `count` floats (-infinity when all are -infinity or count is 0).
     @inline(__always)
     private func rowMaximum(_ row: UnsafeMutablePointer<Float>, count: Int) -> Float {
-        var lanes = SIMD8<Float>(repeating: -.infinity)
+        var lanes = SIMD16<Float>(repeating: -.infinity)
         var j = 0
-        while j + 8 <= count {
-            let x = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
+        while j + 16 <= count {
+            let x = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self)
             lanes.replace(with: x, where: x .> lanes)  // compare-and-select; pointwiseMax is an out-of-line call
-            j += 8
+            j += 16
         }
         var best = lanes.max()
         while j < count {
@@ -285,35 +294,5 @@ private struct Problem {
             j += 1
         }
         return best
-    }
-
-    /// max_j p[j] (-inf for an empty or all -inf row), eight lanes at a time.
-    @inline(__always)
-    private static func maximum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-        var lanes = SIMD8<Float>(repeating: -.infinity)
-        var j = 0
-        let raw = UnsafeRawPointer(p)
-        while j + 8 <= n {
-            lanes = pointwiseMax(lanes, raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self))
-            j += 8
-        }
-        var m = lanes.max()
-        while j < n { m = Swift.max(m, p[j]); j += 1 }
-        return m
-    }
-
-    /// sum_j p[j], eight lanes at a time.
-    @inline(__always)
-    private static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-        var lanes = SIMD8<Float>(repeating: 0)
-        var j = 0
-        let raw = UnsafeRawPointer(p)
-        while j + 8 <= n {
-            lanes += raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-            j += 8
-        }
-        var s = lanes.sum()
-        while j < n { s += p[j]; j += 1 }
-        return s
     }
 }

@@ -5,8 +5,9 @@ public enum Normalization {
     /// then scaled and shifted per channel by weight [C] and bias [C]. With `silu`, applies
     /// x * sigmoid(x) to the result (the GroupNorm + SiLU pair of every UNet / VAE ResNet block).
     ///
-    /// Statistics are accumulated in Double (two passes) and the mean is subtracted before scaling,
-    /// so large blocks such as 2 x 128 x 128 values far from zero stay accurate to float rounding.
+    /// Statistics take one sweep over memory (`moments`: chunk-centred float sums merged in Double) and the
+    /// mean is subtracted before scaling, so large blocks such as 2 x 128 x 128 values far from zero stay
+    /// accurate to float rounding; a second sweep writes the output (normalisation and the optional SiLU fused).
     public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
                                  silu: Bool = false) -> Tensor {
         let profileStart = Profiler.begin()
@@ -29,18 +30,10 @@ public enum Normalization {
             // The mean as hi + lo floats: x - hi is exact for x near the mean, so offsets cost no precision.
             let meanHi = Float(mean), meanLo = Float(mean - Double(meanHi))
             for cg in 0 ..< perGroup {
-                // y = (x - mean) * scale + b[c], scale = rstd * w[c]
+                // y = (x - mean) * scale + b[c], scale = rstd * w[c]; with silu, y / (1 + e^-y)
                 let c = g * perGroup + cg
-                let scale = rstd * w[c], shift = b[c]
-                let s = src + start + cg * spatial, d = dst + start + cg * spatial
-                if silu {
-                    for i in 0 ..< spatial {
-                        let v = (s[i] - meanHi - meanLo) * scale + shift
-                        d[i] = v / (1 + FastMath.exp(-v))
-                    }
-                } else {
-                    for i in 0 ..< spatial { d[i] = (s[i] - meanHi - meanLo) * scale + shift }
-                }
+                normalizeChannel(src + start + cg * spatial, dst + start + cg * spatial, count: spatial,
+                                 meanHi: meanHi, meanLo: meanLo, scale: rstd * w[c], shift: b[c], silu: silu)
             }
         }
         return out
@@ -69,26 +62,79 @@ public enum Normalization {
         return out
     }
 
-    /// Mean and biased variance of n values, two passes accumulated in Double.
+    /// d[i] = (s[i] - meanHi - meanLo) * scale + shift, then x * sigmoid(x) if `silu`; eight lanes at a time.
+    @inline(__always)
+    static func normalizeChannel(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, count: Int,
+                                 meanHi: Float, meanLo: Float, scale: Float, shift: Float, silu: Bool) {
+        let hi = SIMD8<Float>(repeating: meanHi), lo = SIMD8<Float>(repeating: meanLo)
+        let a = SIMD8<Float>(repeating: scale), b = SIMD8<Float>(repeating: shift)
+        var i = 0
+        while i + 8 <= count {
+            var v = (UnsafeRawPointer(s + i).loadUnaligned(as: SIMD8<Float>.self) - hi - lo) * a + b
+            if silu { v = v / (1 + VectorExp.exp(-v)) }
+            UnsafeMutableRawPointer(d + i).storeBytes(of: v, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count {
+            let v = (s[i] - meanHi - meanLo) * scale + shift
+            d[i] = silu ? v / (1 + FastMath.exp(-v)) : v
+            i += 1
+        }
+    }
+
+    /// Values per chunk in `moments`: 2 KB, resident in L1 between the chunk's two passes.
+    static let momentChunk = 512
+
+    /// Mean and biased variance of n values, in one sweep over memory.
+    ///
+    /// Each chunk of `momentChunk` values gets its float mean c and the centred sums s1 = sum (x - c) and
+    /// s2 = sum (x - c)^2 (two passes over the chunk while it is in L1, 16 float lanes); the chunk's mean
+    /// c + s1 / n_c and sum of squared deviations s2 - s1^2 / n_c are merged in Double (Chan, Golub & LeVeque):
+    /// M2 = M2_a + M2_b + delta^2 n_a n_b / (n_a + n_b). Centring each chunk keeps values far from zero accurate.
     static func moments(_ p: UnsafePointer<Float>, _ n: Int) -> (mean: Double, variance: Double) {
         guard n > 0 else { return (0, 0) }
-        var a0: Double = 0, a1: Double = 0, a2: Double = 0, a3: Double = 0
-        var i = 0
-        while i + 4 <= n {
-            a0 += Double(p[i]); a1 += Double(p[i + 1]); a2 += Double(p[i + 2]); a3 += Double(p[i + 3])
-            i += 4
+        var count = 0.0, mean = 0.0, m2 = 0.0
+        var start = 0
+        while start < n {
+            let length = min(momentChunk, n - start)
+            let chunk = p + start
+            let raw = UnsafeRawPointer(chunk)
+            var lanes = SIMD16<Float>()
+            var j = 0
+            while j + 16 <= length {
+                lanes += raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self)
+                j += 16
+            }
+            var total = lanes.sum()
+            while j < length { total += chunk[j]; j += 1 }
+            let c = total / Float(length)
+            let centre = SIMD16<Float>(repeating: c)
+            var first = SIMD16<Float>(), second = SIMD16<Float>()
+            j = 0
+            while j + 16 <= length {
+                let d = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self) - centre
+                first += d
+                second += d * d
+                j += 16
+            }
+            var s1 = Double(first.sum()), s2 = Double(second.sum())
+            while j < length {
+                let d = Double(chunk[j] - c)
+                s1 += d
+                s2 += d * d
+                j += 1
+            }
+            let chunkCount = Double(length)
+            let chunkMean = Double(c) + s1 / chunkCount
+            let chunkM2 = max(0, s2 - s1 * s1 / chunkCount)
+            // Chan et al.: merge (count, mean, m2) with the chunk's (chunkCount, chunkMean, chunkM2).
+            let merged = count + chunkCount
+            let delta = chunkMean - mean
+            mean += delta * chunkCount / merged
+            m2 += chunkM2 + delta * delta * count * chunkCount / merged
+            count = merged
+            start += length
         }
-        while i < n { a0 += Double(p[i]); i += 1 }
-        let mean = ((a0 + a1) + (a2 + a3)) / Double(n)
-        a0 = 0; a1 = 0; a2 = 0; a3 = 0
-        i = 0
-        while i + 4 <= n {
-            let d0 = Double(p[i]) - mean, d1 = Double(p[i + 1]) - mean
-            let d2 = Double(p[i + 2]) - mean, d3 = Double(p[i + 3]) - mean
-            a0 += d0 * d0; a1 += d1 * d1; a2 += d2 * d2; a3 += d3 * d3
-            i += 4
-        }
-        while i < n { let d0 = Double(p[i]) - mean; a0 += d0 * d0; i += 1 }
-        return (mean, ((a0 + a1) + (a2 + a3)) / Double(n))
+        return (mean, m2 / count)
     }
 }

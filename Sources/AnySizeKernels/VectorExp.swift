@@ -27,3 +27,28 @@ public enum VectorExp {
         return (p * twoToN).replacing(with: 0, where: x .< low)
     }
 }
+
+extension VectorExp {
+    /// e^x for x <= 0 (softmax after subtracting the row maximum), 16 lanes: the same Cephes scheme as `exp`
+    /// without the upper clamp, so about 1 ulp on [-87.3, 0]; inputs below -87.3 (including -infinity) give
+    /// exactly 0. Positive inputs are outside the contract (results above 1 are still close for x < 88).
+    @inlinable @inline(__always)
+    public static func expNonPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let low = SIMD16<Float>(repeating: -87.33654)
+        let underflow = x .< low
+        let clamped = x.replacing(with: low, where: underflow)
+        let shifter = SIMD16<Float>(repeating: 12_582_912)
+        let shifted = clamped * 1.442_695_040_888_963_4 + shifter
+        let n = shifted - shifter
+        let r = clamped - n * 0.693_359_375 + n * 2.121_944_4e-4
+        var p = r * 1.987_569_150_0e-4 + 1.398_199_950_7e-3
+        p = p * r + 8.333_451_907_3e-3
+        p = p * r + 4.166_579_589_4e-2
+        p = p * r + 1.666_666_545_9e-1
+        p = p * r + 5.000_000_120_1e-1
+        p = p * (r * r) + r + 1
+        let bits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &+ SIMD16(repeating: 127 &- 0x4B40_0000)
+        let twoToN = unsafeBitCast(bits &<< 23, to: SIMD16<Float>.self)
+        return (p * twoToN).replacing(with: 0, where: underflow)
+    }
+}

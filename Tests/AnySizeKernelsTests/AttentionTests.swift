@@ -278,4 +278,39 @@ final class AttentionTests: XCTestCase {
         let chunked = ScaledDotProductAttention.compute(query: q, key: k, value: v, heads: s.heads, chunking: chunking)
         XCTAssertLessThan(maxAbsDifference(chunked, unchunked), 1e-5)
     }
+
+    /// A 33 x 33 grid (1089 tokens, head dim 40 as at SD's level 0): more keys than one kernel block holds
+    /// (`blockShape` caps blocks at 1024 keys), so even `.unbounded` streams two key blocks of unequal size.
+    /// Each formulation's kernel output against the naive Double reference, chunked and unchunked.
+    func testMultiBlockSelfAttentionMatchesNaiveForEachModifier() {
+        let grid = 33, tokens = grid * grid
+        XCTAssertEqual(ScaledDotProductAttention.blockShape(chunking: .unbounded, queries: tokens, keys: tokens),
+                       AttentionChunking(queryChunk: 256, keyChunk: 1024))
+        let s = Case(batch: 1, heads: 2, headDim: 40, queries: tokens, keys: tokens)
+        let (q, k, v) = operands(s, seed: 201)
+        let modifiers: [(String, ElementwiseModifier?)] = [
+            ("plain", nil),
+            ("per-query scale", ElementwiseModifier { logit, q, _ in logit * (q % 2 == 0 ? 0.9 : 1.1) }),
+            ("local 20x20 window", localWindowMask(grid: grid, window: 20)),
+            ("log bias c=1", logDistanceBias(grid: grid, strength: 1)),
+        ]
+        for (label, modifier) in modifiers {
+            let reference = naiveAttention(query: q, key: k, value: v, heads: s.heads,
+                                           adjustment: modifier?.adjustment ?? { logit, _, _ in logit })
+            var worst = 0.0
+            for chunking in [AttentionChunking.unbounded, AttentionChunking(queryChunk: 100, keyChunk: 300),
+                             AttentionChunking(queryChunk: 2000, keyChunk: 1088)] {
+                var entropy = 0.0
+                let out = ScaledDotProductAttention.compute(query: q, key: k, value: v, heads: s.heads,
+                                                            modifier: modifier, chunking: chunking, entropy: &entropy)
+                let error = maxAbsDifference(out, reference.output)
+                worst = max(worst, error)
+                XCTAssertLessThan(error, 2e-5, "\(label) \(chunking) vs naive")
+                XCTAssertEqual(entropy, reference.entropy, accuracy: 1e-5 * max(1, reference.entropy),
+                               "\(label) \(chunking) entropy")
+            }
+            print(String(format: "AttentionTests multi-block %@ [1,%d,80]: worst max-abs vs naive %.2e, entropy %.4f",
+                         label, tokens, worst, reference.entropy))
+        }
+    }
 }

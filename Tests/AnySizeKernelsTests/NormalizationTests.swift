@@ -51,6 +51,17 @@ final class NormalizationTests: XCTestCase {
                     "groupNorm [1, 64, 128, 128] / 32 groups + silu")
     }
 
+    /// Values 1000 +- 1 over 8 x 40 x 41 per group (several 512-value chunks plus a tail): the chunk-centred
+    /// one-sweep moments must not lose the variance to cancellation.
+    func testGroupNormFarFromZero() {
+        var rng = TestRandom(seed: 24)
+        let x = rng.tensor([1, 16, 40, 41], 999, 1001)
+        let w = rng.tensor([16], 0.5, 1.5), b = rng.tensor([16])
+        let y = Normalization.groupNorm(x, groups: 2, weight: w, bias: b, eps: 1e-6)
+        assertClose(y, naiveGroupNorm(x, groups: 2, w, b, eps: 1e-6, silu: false), tolerance: 1e-4,
+                    "groupNorm [1, 16, 40, 41] around 1000 / 2 groups")
+    }
+
     func testLayerNorm() {
         var rng = TestRandom(seed: 23)
         for shape in [[2, 13, 77], [3, 5, 320], [1, 1, 1]] {

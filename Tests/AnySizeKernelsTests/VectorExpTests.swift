@@ -33,4 +33,32 @@ final class VectorExpTests: XCTestCase {
         XCTAssertEqual(y[6], 1)
         XCTAssertEqual(y[7], Float(Foundation.exp(0.5)), accuracy: 2 * Float(Foundation.exp(0.5)).ulp)
     }
+
+    /// The softmax exponential (x <= 0, 16 lanes) against Double exp on [-87.3, 0], and its special values.
+    func testNonPositiveExpWithinTwoULP() {
+        var worstULP = 0.0
+        let count = 1 << 20
+        for start in stride(from: 0, to: count, by: 16) {
+            var x = SIMD16<Float>()
+            for lane in 0 ..< 16 { x[lane] = -87.3 * Float(start + lane) / Float(count - 1) }
+            let y = VectorExp.expNonPositive(x)
+            for lane in 0 ..< 16 {
+                let exact = Foundation.exp(Double(x[lane]))
+                worstULP = max(worstULP, abs(Double(y[lane]) - exact) / Double(Float(exact).ulp))
+            }
+        }
+        print(String(format: "VectorExpTests: expNonPositive worst error %.2f ulp on [-87.3, 0]", worstULP))
+        XCTAssertLessThan(worstULP, 2)
+        var special = SIMD16<Float>(repeating: 0)
+        special[1] = -.infinity
+        special[2] = -88
+        special[3] = -1e30
+        special[4] = -.leastNonzeroMagnitude
+        let y = VectorExp.expNonPositive(special)
+        XCTAssertEqual(y[0], 1)
+        XCTAssertEqual(y[1], 0)
+        XCTAssertEqual(y[2], 0)
+        XCTAssertEqual(y[3], 0)
+        XCTAssertEqual(y[4], 1)
+    }
 }

@@ -429,4 +429,22 @@ final class FixtureCheckpointTests: XCTestCase {
             XCTAssertEqual(failed.stderr.filter { $0 == "\n" }.count, 1, failed.stderr)
         }
     }
+
+    /// Loading reads headers only; building the VAE converts exactly the VAE's tensors and nothing of the
+    /// UNet or text encoder, for a folder and a single file; a second build reads the VAE again.
+    func testBuildingOnlyTheVAEMaterialisesOnlyVAEWeights() throws {
+        for (path, configs) in [(try Self.fixture("tiny-sd1"), nil), (try Self.fixture("tiny-sd2.safetensors"), try Self.fixture("tiny-sd2"))] {
+            let checkpoint = try StableDiffusionCheckpoint.load(path: path, configFolder: configs)
+            for store in [checkpoint.unet, checkpoint.vae, checkpoint.textEncoder] {
+                XCTAssertEqual(store.materializedBytes, 0, "\(path) \(store.component) after load")
+            }
+            _ = try AutoencoderKL(config: checkpoint.vaeConfig, parameters: checkpoint.vae)
+            XCTAssertEqual(checkpoint.unet.materializedBytes, 0, "\(path): UNet weights read for a VAE build")
+            XCTAssertEqual(checkpoint.textEncoder.materializedBytes, 0, "\(path): text encoder weights read for a VAE build")
+            XCTAssertEqual(checkpoint.vae.materializedBytes, 4 * checkpoint.vae.parameterCount, path)
+            XCTAssertEqual(checkpoint.vae.unused, [], path)
+            _ = try AutoencoderKL(config: checkpoint.vaeConfig, parameters: checkpoint.vae)
+            XCTAssertEqual(checkpoint.vae.materializedBytes, 8 * checkpoint.vae.parameterCount, "\(path): rebuild")
+        }
+    }
 }

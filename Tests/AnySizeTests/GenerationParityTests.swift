@@ -99,4 +99,24 @@ final class GenerationParityTests: XCTestCase {
         }
         print("[e2e] worst normalised error: \(worst)")
     }
+
+    /// The text encoder is dropped after encoding and rebuilt from the checkpoint on the next call: two
+    /// generations on one pipeline give bit-identical latents, and the encoder's weights were read twice.
+    func testGenerateTwiceOnOnePipelineRebuildsTheTextEncoder() throws {
+        let checkpoint = try StableDiffusionCheckpoint.load(path: try Fixtures.path("tiny-sd1"))
+        let pipe = try StableDiffusionPipeline(checkpoint: checkpoint)
+        let textBytes = 4 * checkpoint.textEncoder.parameterCount
+        XCTAssertTrue(pipe.isTextEncoderResident)
+        XCTAssertEqual(checkpoint.textEncoder.materializedBytes, textBytes)
+        var options = GenerationOptions(prompt: "a red cube", width: 64, height: 64, seed: 7)
+        options.steps = 3
+        let first = try pipe.generate(options)
+        XCTAssertFalse(pipe.isTextEncoderResident, "text encoder kept after encoding")
+        let second = try pipe.generate(options)
+        XCTAssertEqual(checkpoint.textEncoder.materializedBytes, 2 * textBytes, "text encoder not rebuilt once")
+        XCTAssertEqual(first.latents.scalars, second.latents.scalars)
+        pipe.releasesTextEncoderAfterEncoding = false
+        _ = try pipe.generate(options)
+        XCTAssertTrue(pipe.isTextEncoderResident)
+    }
 }

@@ -3,8 +3,9 @@ import Foundation
 /// The peak resident memory of one generation, estimated from the model's configs before any weights load.
 ///
 /// The pipeline runs in phases that never overlap, so the peak is
-/// `weights + overhead + max(img2img encode, sampling, decode)`:
-/// - weights: every parameter as float32;
+/// `overhead + max(weights, weights - text encoder + max(img2img encode, sampling, decode))`:
+/// - weights: every parameter as float32; the text encoder's are dropped once the prompts are encoded
+///   (`StableDiffusionPipeline.releasesTextEncoderAfterEncoding`), its own activations are negligible;
 /// - sampling: the UNet's live activations for the whole batch (doubled by classifier-free guidance) at their
 ///   largest (skip tensors of the down path plus the working set of the current block, traced block by block as
 ///   `UNet2DConditionModel` runs), plus the attention kernel's scratch (`attentionMemory`, or less when the
@@ -17,6 +18,8 @@ import Foundation
 /// Measured against `/usr/bin/time -v` in docs/PERFORMANCE.md.
 public struct MemoryEstimate: Sendable {
     public let weights: Int
+    /// The text encoder's share of `weights`, not resident after encoding.
+    public let textEncoderWeights: Int
     public let unetActivations: Int
     public let attentionScratch: Int
     /// Largest VAE phase: the decode, or the img2img encode when larger.
@@ -27,7 +30,9 @@ public struct MemoryEstimate: Sendable {
     public static let baseOverhead = 400 << 20
 
     /// Bytes at the peak.
-    public var peak: Int { weights + overhead + max(unetActivations + attentionScratch, vae) }
+    public var peak: Int {
+        overhead + max(weights, weights - textEncoderWeights + max(unetActivations + attentionScratch, vae))
+    }
 
     /// Estimate for `options` (size, batch, guidance, `attentionMemory`, `vaeTiling`) on `model`, with `workers`
     /// attention threads; `img2img` (default: whether `options.initImage` is set) adds the VAE encode.
@@ -38,6 +43,7 @@ public struct MemoryEstimate: Sendable {
         let batch = options.promptPairs.count
         let rows = batch * (options.cfgScale > 1 ? 2 : 1)
         weights = model.weightBytes
+        textEncoderWeights = model.textEncoderWeightBytes
         // Latents, scaled input, guided input, output, guidance result and scheduler history: a few latents.
         let sampler = 8 * rows * model.unet.inChannels * h * w
         unetActivations = 4 * (rows * Self.unetFloats(model.unet, height: h, width: w) + sampler)

@@ -34,10 +34,14 @@ public enum ModelComponent: String, CaseIterable, Sendable {
     case unet, vae, textEncoder = "text_encoder"
 }
 
-/// A Stable Diffusion 1.x/2.x checkpoint loaded into float32 `ParameterStore`s named as diffusers'
+/// A Stable Diffusion 1.x/2.x checkpoint as `ParameterStore`s named as diffusers'
 /// `UNet2DConditionModel`, `AutoencoderKL` and transformers' `CLIPTextModel` state dicts
 /// (text encoder names always start with `text_model.`), with typed configs read from a diffusers
 /// folder or inferred from the tensor shapes of a single file.
+///
+/// Loading reads headers only: each tensor is converted to float32 from the memory-mapped file when a model
+/// takes it from its store, so building one component materialises only that component's weights
+/// (`ParameterStore.materializedBytes`), and a component can be built again later from the same checkpoint.
 ///
 /// Loading is strict: malformed files, missing components and configs contradicting the weights
 /// throw `AnySizeError`; every tensor of a single file is mapped, explicitly ignored
@@ -127,26 +131,33 @@ public struct StableDiffusionCheckpoint {
         self.textConfig = textConfig
         self.schedulerConfigData = schedulerConfigData
         self.tokenizer = tokenizer
-        unet = ParameterStore(component: "unet", source: tensors.sources[.unet] ?? path, tensors: tensors.tensors[.unet] ?? [:])
-        vae = ParameterStore(component: "vae", source: tensors.sources[.vae] ?? path, tensors: tensors.tensors[.vae] ?? [:])
+        unet = ParameterStore(component: "unet", source: tensors.sources[.unet] ?? path, deferred: tensors.tensors[.unet] ?? [:])
+        vae = ParameterStore(component: "vae", source: tensors.sources[.vae] ?? path, deferred: tensors.tensors[.vae] ?? [:])
         textEncoder = ParameterStore(component: "text_encoder", source: tensors.sources[.textEncoder] ?? path,
-                                     tensors: tensors.tensors[.textEncoder] ?? [:])
+                                     deferred: tensors.tensors[.textEncoder] ?? [:])
         dtypeCounts = tensors.dtypeCounts
         ignoredTensors = tensors.ignored.sorted()
         unknownTensors = tensors.unknown.sorted()
     }
 }
 
-/// Tensors gathered per component while loading, with dtype counts and the names left out.
+/// A checkpoint tensor known by its header (shape) and converted to float32 only when a model takes it.
+struct DeferredTensor {
+    let shape: [Int]
+    let load: () throws -> Tensor
+}
+
+/// Tensors gathered per component while loading (deferred: headers only), with dtype counts and the names
+/// left out.
 struct ComponentTensors {
-    var tensors: [ModelComponent: [String: Tensor]] = [:]
+    var tensors: [ModelComponent: [String: DeferredTensor]] = [:]
     var sources: [ModelComponent: String] = [:]
     var dtypeCounts: [ModelComponent: [SafeTensorsDType: Int]] = [:]
     var ignored: [String] = []
     var unknown: [String] = []
 
     /// Stores `tensor` under the diffusers `name`, refusing a second tensor with the same name.
-    mutating func add(_ tensor: Tensor, as name: String, to component: ModelComponent, dtype: SafeTensorsDType,
+    mutating func add(_ tensor: DeferredTensor, as name: String, to component: ModelComponent, dtype: SafeTensorsDType,
                       origin: String) throws {
         guard tensors[component]?[name] == nil else {
             throw AnySizeError(.corruptFile,
@@ -156,13 +167,24 @@ struct ComponentTensors {
         dtypeCounts[component, default: [:]][dtype, default: 0] += 1
     }
 
-    /// Reads `name` from `file` as float32 and stores it (see `add`).
+    /// Registers `name` of `file` (read as float32 when taken) under `newName` (see `add`).
     mutating func load(_ name: String, from file: SafeTensorsFile, as newName: String,
                        to component: ModelComponent) throws {
-        guard let dtype = file.dtype(of: name) else {
+        let (dtype, shape) = try Self.header(name, in: file)
+        try add(DeferredTensor(shape: shape, load: { try file.tensor(name) }), as: newName, to: component,
+                dtype: dtype, origin: "\(file.path): '\(name)'")
+    }
+
+    /// The dtype and shape of `name`, refusing dtypes that cannot be read as float32 (at load, not at first use).
+    static func header(_ name: String, in file: SafeTensorsFile) throws -> (SafeTensorsDType, [Int]) {
+        guard let dtype = file.dtype(of: name), let shape = file.shape(of: name) else {
             throw AnySizeError(.missingTensor, "\(file.path): no tensor named '\(name)'")
         }
-        try add(try file.tensor(name), as: newName, to: component, dtype: dtype, origin: "\(file.path): '\(name)'")
+        guard dtype.isConvertibleToFloat32 else {
+            throw AnySizeError(.unsupportedFormat,
+                "\(file.path): tensor '\(name)' has dtype \(dtype.rawValue); only F32, F16, BF16, F64 (and U8 image data) are supported")
+        }
+        return (dtype, shape)
     }
 
     func names(_ component: ModelComponent) -> Set<String> { Set(tensors[component].map { Array($0.keys) } ?? []) }

@@ -7,21 +7,28 @@ public struct ModelFootprint: Sendable {
     public var vae: VAEConfig
     /// Parameters of the UNet, VAE and text encoder together.
     public var parameterCount: Int
+    /// Parameters of the text encoder alone (part of `parameterCount`): the pipeline drops them after encoding.
+    public var textEncoderParameterCount: Int
 
-    public init(unet: UNetConfig, vae: VAEConfig, parameterCount: Int) {
+    public init(unet: UNetConfig, vae: VAEConfig, parameterCount: Int, textEncoderParameterCount: Int = 0) {
         self.unet = unet
         self.vae = vae
         self.parameterCount = parameterCount
+        self.textEncoderParameterCount = textEncoderParameterCount
     }
 
     /// The footprint of a loaded checkpoint.
     public init(_ checkpoint: StableDiffusionCheckpoint) {
         self.init(unet: checkpoint.unetConfig, vae: checkpoint.vaeConfig,
-                  parameterCount: checkpoint.parameterCounts.values.reduce(0, +))
+                  parameterCount: checkpoint.parameterCounts.values.reduce(0, +),
+                  textEncoderParameterCount: checkpoint.textEncoder.parameterCount)
     }
 
     /// float32 bytes of all parameters.
     public var weightBytes: Int { 4 * parameterCount }
+
+    /// float32 bytes of the text encoder's parameters.
+    public var textEncoderWeightBytes: Int { 4 * textEncoderParameterCount }
 
     /// Reads only configs and safetensors headers (no tensor data) of a diffusers folder or a single file, so a
     /// run that cannot fit in memory can be refused before any weights load. `configFolder` as in
@@ -38,13 +45,15 @@ public struct ModelFootprint: Sendable {
         let root = URL(fileURLWithPath: path)
         let unet = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: root.appendingPathComponent("unet/config.json"))
         let vae = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: root.appendingPathComponent("vae/config.json"))
-        var count = 0
+        var count = 0, text = 0
         for (folder, base) in [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")] {
             for file in try weightFiles(root.appendingPathComponent(folder), baseName: base) {
-                count += floatElements(try SafeTensorsFile(path: file.path)) { _ in true }
+                let elements = floatElements(try SafeTensorsFile(path: file.path)) { _ in true }
+                count += elements
+                if folder == "text_encoder" { text += elements }
             }
         }
-        return ModelFootprint(unet: unet, vae: vae, parameterCount: count)
+        return ModelFootprint(unet: unet, vae: vae, parameterCount: count, textEncoderParameterCount: text)
     }
 
     /// The safetensors files of one component, in the order `DiffusersFolder` looks for them.
@@ -102,7 +111,13 @@ public struct ModelFootprint: Sendable {
             default: return false
             }
         }
-        return ModelFootprint(unet: unet, vae: vae, parameterCount: count)
+        let text = floatElements(file) { name in
+            switch CheckpointKeys.target(of: name, layout: layout) {
+            case .textEncoder, .fusedQKV: return true
+            default: return false
+            }
+        }
+        return ModelFootprint(unet: unet, vae: vae, parameterCount: count, textEncoderParameterCount: text)
     }
 
     /// Elements of the float tensors whose names pass `include`.

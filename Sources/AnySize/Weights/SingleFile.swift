@@ -117,33 +117,40 @@ enum SingleFile {
     /// VAE mid-block attention projections are 1x1 convs `[C, C, 1, 1]` in the original; diffusers stores `[C, C]`.
     private static func loadVAE(_ name: String, as newName: String, linearFromConv: Bool, from file: SafeTensorsFile,
                                 into tensors: inout ComponentTensors) throws {
-        guard let dtype = file.dtype(of: name) else { return }
-        var tensor = try file.tensor(name)
-        if linearFromConv, tensor.rank > 2 {
-            guard tensor.rank == 4, tensor.shape[2] == 1, tensor.shape[3] == 1 else {
-                throw AnySizeError(.shapeMismatch,
-                    "\(file.path): tensor '\(name)' has shape \(tensor.shape); expected a 1x1 convolution [C, C, 1, 1]")
-            }
-            tensor = tensor.reshaped([tensor.shape[0], tensor.shape[1]])
+        let (dtype, shape) = try ComponentTensors.header(name, in: file)
+        guard linearFromConv, shape.count > 2 else {
+            try tensors.load(name, from: file, as: newName, to: .vae)
+            return
         }
-        try tensors.add(tensor, as: newName, to: .vae, dtype: dtype, origin: "\(file.path): '\(name)'")
+        guard shape.count == 4, shape[2] == 1, shape[3] == 1 else {
+            throw AnySizeError(.shapeMismatch,
+                "\(file.path): tensor '\(name)' has shape \(shape); expected a 1x1 convolution [C, C, 1, 1]")
+        }
+        let linear = [shape[0], shape[1]]
+        let deferred = DeferredTensor(shape: linear, load: { try file.tensor(name).reshaped(linear) })
+        try tensors.add(deferred, as: newName, to: .vae, dtype: dtype, origin: "\(file.path): '\(name)'")
     }
 
     /// OpenCLIP's fused `[3D, D]` / `[3D]` attention input projection, split into q, k, v (rows 0..<D, D..<2D, 2D..<3D).
+    /// Each part reads the fused tensor when taken and keeps its third.
     private static func splitQKV(_ name: String, attention: String, parameter: String, hidden: Int,
                                  from file: SafeTensorsFile, into tensors: inout ComponentTensors) throws {
-        guard let dtype = file.dtype(of: name) else { return }
-        let fused = try file.tensor(name)
+        let (dtype, shape) = try ComponentTensors.header(name, in: file)
         let expected = parameter == "weight" ? [3 * hidden, hidden] : [3 * hidden]
-        guard fused.shape == expected else {
+        guard shape == expected else {
             throw AnySizeError(.shapeMismatch,
-                "\(file.path): tensor '\(name)' has shape \(fused.shape), expected \(expected) for a \(hidden)-wide text encoder")
+                "\(file.path): tensor '\(name)' has shape \(shape), expected \(expected) for a \(hidden)-wide text encoder")
         }
-        let part = fused.count / 3
+        let partShape = parameter == "weight" ? [hidden, hidden] : [hidden]
+        let part = partShape.reduce(1, *)
         for (index, projection) in ["q_proj", "k_proj", "v_proj"].enumerated() {
-            let out = Tensor(zeros: parameter == "weight" ? [hidden, hidden] : [hidden])
-            out.pointer.update(from: fused.pointer + index * part, count: part)
-            try tensors.add(out, as: "\(attention).\(projection).\(parameter)", to: .textEncoder, dtype: dtype,
+            let deferred = DeferredTensor(shape: partShape, load: {
+                let fused = try file.tensor(name)
+                let out = Tensor(zeros: partShape)
+                out.pointer.update(from: fused.pointer + index * part, count: part)
+                return out
+            })
+            try tensors.add(deferred, as: "\(attention).\(projection).\(parameter)", to: .textEncoder, dtype: dtype,
                             origin: "\(file.path): '\(name)'")
         }
     }

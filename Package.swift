@@ -26,6 +26,9 @@ let package = Package(
             "AnySize", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
         .executableTarget(name: "AnySizeKernelBench", dependencies: ["AnySizeKernels"], swiftSettings: optimize),
+        // Kernel micro-benchmark (tools/conv-bench/main.swift); never run by the tests.
+        .executableTarget(name: "conv-bench", dependencies: ["AnySizeKernels"], path: "tools/conv-bench",
+                          swiftSettings: optimize),
         .testTarget(name: "AnySizeKernelsTests", dependencies: ["AnySizeKernels"]),
         .testTarget(name: "AnySizeTests", dependencies: ["AnySize"], resources: [.copy("Fixtures")]),
     ]

@@ -6,7 +6,8 @@ public protocol ConvolutionAlgorithm: Sendable {
 
 /// A 2-D convolution layer (PyTorch `nn.Conv2d`, square kernel, equal stride and zero padding on both axes).
 ///
-/// The weight [O, I, k, k] is used in place as the GEMM matrix [O, I*k*k].
+/// The weight [O, I, k, k] is kept as loaded, with no transformed copy: im2col uses it in place as the GEMM
+/// matrix [O, I*k*k], Winograd transforms it on each call.
 public final class Conv2D: @unchecked Sendable {
     /// O, I, k (from the weight), and the stride and zero padding applied on both spatial axes.
     public let outChannels: Int, inChannels: Int, kernelSize: Int, stride: Int, padding: Int
@@ -17,9 +18,10 @@ public final class Conv2D: @unchecked Sendable {
     /// The algorithm `callAsFunction` runs.
     public let algorithm: ConvolutionAlgorithm
 
-    /// Prepares a layer from PyTorch-layout parameters.
+    /// Prepares a layer from PyTorch-layout parameters; by default the algorithm is chosen per call
+    /// (`AutomaticConvolution`: Winograd for large 3x3 stride-1 padding-1 inputs, im2col otherwise).
     public init(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
-                algorithm: ConvolutionAlgorithm = Im2ColConvolution()) {
+                algorithm: ConvolutionAlgorithm = AutomaticConvolution()) {
         precondition(weight.rank == 4 && weight.shape[2] == weight.shape[3] && weight.shape[2] > 0,
                      "Conv2D weight must be [O, I, k, k], got \(weight.shape)")
         precondition(stride > 0 && padding >= 0, "Conv2D stride \(stride) / padding \(padding)")
@@ -44,6 +46,50 @@ public final class Conv2D: @unchecked Sendable {
         let profileStart = Profiler.begin()
         defer { Profiler.end(.convolution, profileStart) }
         return algorithm.forward(x, layer: self)
+    }
+}
+
+/// Chooses per call: Winograd F(4x4, 3x3) for 3x3 stride-1 padding-1 layers whose inputs have enough tiles and
+/// channels to feed its matrix products, im2col + GEMM for everything else (strided, 1x1, other kernels, small
+/// grids such as the UNet's 16x16 and 8x8 levels at 512x512, few input channels such as a `conv_in` on latents).
+///
+/// Default thresholds from `tools/conv-bench` (docs/PERFORMANCE.md): Winograd breaks even with im2col at about
+/// 64 tiles and 32 input channels, and wins from 128 tiles and 48 channels.
+public struct AutomaticConvolution: ConvolutionAlgorithm {
+    /// The algorithm for 3x3 stride-1 padding-1 layers on large inputs.
+    public let winograd: WinogradConvolution
+    /// The algorithm for every other call.
+    public let im2col: Im2ColConvolution
+    /// Fewest 4x4 output tiles (`WinogradConvolution.tileCount`) for which Winograd is used.
+    public let minimumTiles: Int
+    /// Fewest input channels for which Winograd is used.
+    public let minimumInputChannels: Int
+
+    /// Default Winograd and im2col settings; Winograd from 128 tiles (e.g. batch 2 at 32x32) and 48 input channels.
+    public init() {
+        self.init(winograd: WinogradConvolution(), im2col: Im2ColConvolution(), minimumTiles: 128,
+                  minimumInputChannels: 48)
+    }
+
+    public init(winograd: WinogradConvolution, im2col: Im2ColConvolution, minimumTiles: Int,
+                minimumInputChannels: Int) {
+        self.winograd = winograd
+        self.im2col = im2col
+        self.minimumTiles = minimumTiles
+        self.minimumInputChannels = minimumInputChannels
+    }
+
+    /// Whether a call of `layer` on an input of `shape` [B, I, H, W] runs Winograd.
+    public func usesWinograd(layer: Conv2D, inputShape shape: [Int]) -> Bool {
+        guard WinogradConvolution.supports(layer), shape.count == 4,
+              layer.inChannels >= minimumInputChannels else { return false }
+        return WinogradConvolution.tileCount(batch: shape[0], height: shape[2], width: shape[3]) >= minimumTiles
+    }
+
+    /// out [B, O, Ho, Wo] = bias + conv(input [B, I, H, W]) by the chosen algorithm.
+    public func forward(_ input: Tensor, layer: Conv2D) -> Tensor {
+        usesWinograd(layer: layer, inputShape: input.shape)
+            ? winograd.forward(input, layer: layer) : im2col.forward(input, layer: layer)
     }
 }
 

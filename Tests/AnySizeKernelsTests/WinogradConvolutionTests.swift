@@ -1,0 +1,113 @@
+import AnySizeKernels
+import XCTest
+
+final class WinogradConvolutionTests: XCTestCase {
+    /// out = bias + 3x3 stride-1 padding-1 convolution, accumulated in Double.
+    func directConvolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?) -> [Double] {
+        let batch = x.shape[0], inC = x.shape[1], h = x.shape[2], wd = x.shape[3], outC = w.shape[0]
+        let xv = x.scalars, wv = w.scalars, bv = bias?.scalars
+        var out = [Double](repeating: 0, count: batch * outC * h * wd)
+        for b in 0 ..< batch {
+            for o in 0 ..< outC {
+                for y in 0 ..< h {
+                    for xo in 0 ..< wd {
+                        var sum = Double(bv?[o] ?? 0)
+                        for i in 0 ..< inC {
+                            for ky in 0 ..< 3 where y + ky - 1 >= 0 && y + ky - 1 < h {
+                                for kx in 0 ..< 3 where xo + kx - 1 >= 0 && xo + kx - 1 < wd {
+                                    sum += Double(xv[((b * inC + i) * h + y + ky - 1) * wd + xo + kx - 1])
+                                        * Double(wv[((o * inC + i) * 3 + ky) * 3 + kx])
+                                }
+                            }
+                        }
+                        out[((b * outC + o) * h + y) * wd + xo] = sum
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Max-abs error of Winograd against the direct convolution, relative to max|reference|; asserts it is at
+    /// most `bound` and returns it.
+    @discardableResult
+    func check(input: [Int], outChannels: Int, bias: Bool, seed: UInt64,
+               algorithm: WinogradConvolution = WinogradConvolution(), bound: Double = 1e-5,
+               file: StaticString = #filePath, line: UInt = #line) -> Double {
+        var rng = TestRandom(seed: seed)
+        let x = rng.tensor(input)
+        let w = rng.tensor([outChannels, input[1], 3, 3], -0.3, 0.3)
+        let b = bias ? rng.tensor([outChannels]) : nil
+        let conv = Conv2D(weight: w, bias: b, stride: 1, padding: 1, algorithm: algorithm)
+        let y = conv(x)
+        XCTAssertEqual(y.shape, [input[0], outChannels, input[2], input[3]], file: file, line: line)
+        let reference = directConvolution(x, w, b)
+        guard y.count == reference.count else { return .infinity }
+        var maxError = 0.0, maxRef = 0.0
+        for (a, r) in zip(y.buffer, reference) {
+            let e = abs(Double(a) - r)
+            maxError = e.isNaN ? .infinity : max(maxError, e)
+            maxRef = max(maxRef, abs(r))
+        }
+        let relative = maxError / max(maxRef, .leastNormalMagnitude)
+        print("winograd \(input) -> \(outChannels)\(bias ? " +bias" : ""): max-abs error \(maxError), "
+              + "max|ref| \(maxRef), relative \(relative)")
+        XCTAssertLessThanOrEqual(relative, bound, "Winograd \(input) -> \(outChannels) exceeds its error bound",
+                                 file: file, line: line)
+        return relative
+    }
+
+    func testOddSizesAgainstDirectConvolution() {
+        check(input: [2, 5, 13, 7], outChannels: 7, bias: true, seed: 21)
+        check(input: [1, 3, 6, 10], outChannels: 11, bias: false, seed: 22)
+        // Wide enough rows for the 16-column vector paths, borders on both sides.
+        check(input: [2, 9, 23, 37], outChannels: 13, bias: true, seed: 23)
+        check(input: [3, 17, 9, 21], outChannels: 5, bias: true, seed: 24)
+    }
+
+    func testTinyImages() {
+        check(input: [3, 7, 1, 1], outChannels: 5, bias: true, seed: 25)
+        check(input: [2, 9, 2, 2], outChannels: 3, bias: true, seed: 26)
+        check(input: [2, 4, 1, 6], outChannels: 6, bias: false, seed: 27)
+        check(input: [1, 6, 5, 1], outChannels: 2, bias: true, seed: 28)
+    }
+
+    /// Small scratch budgets force output-channel chunks, blocks of a few tiles that cross tile rows and images,
+    /// and channel splits; every blocking must stay within the bound (rounding differs between blockings, as
+    /// BLAS picks other kernels for other matrix shapes).
+    func testBlockingKeepsAccuracy() {
+        for (bytes, tiles) in [(1 << 10, 3), (64 << 10, 5), (1 << 20, 7), (64 << 20, 1), (64 << 20, 128)] {
+            check(input: [2, 19, 17, 27], outChannels: 23, bias: true, seed: 29,
+                  algorithm: WinogradConvolution(maxScratchBytes: bytes, tilesPerBlock: tiles))
+        }
+    }
+
+    /// Channel counts of the models' layers (one output row of tiles is enough to cover every code path).
+    func testModelLikeChannels() {
+        check(input: [2, 64, 9, 18], outChannels: 48, bias: true, seed: 30)
+    }
+
+    func testAutomaticChoice() {
+        var rng = TestRandom(seed: 31)
+        let auto = AutomaticConvolution()
+        let conv3 = Conv2D(weight: rng.tensor([8, 64, 3, 3]), bias: nil, stride: 1, padding: 1)
+        let strided = Conv2D(weight: rng.tensor([8, 64, 3, 3]), bias: nil, stride: 2, padding: 1)
+        let pointwise = Conv2D(weight: rng.tensor([8, 64, 1, 1]), bias: nil)
+        let fewChannels = Conv2D(weight: rng.tensor([8, 4, 3, 3]), bias: nil, stride: 1, padding: 1)
+        XCTAssertTrue(auto.usesWinograd(layer: conv3, inputShape: [2, 64, 64, 64]))
+        XCTAssertTrue(auto.usesWinograd(layer: conv3, inputShape: [2, 64, 32, 32]))    // 128 tiles
+        XCTAssertFalse(auto.usesWinograd(layer: conv3, inputShape: [2, 64, 16, 16]))   // 32 tiles
+        XCTAssertFalse(auto.usesWinograd(layer: strided, inputShape: [2, 64, 64, 64]))
+        XCTAssertFalse(auto.usesWinograd(layer: pointwise, inputShape: [2, 64, 64, 64]))
+        XCTAssertFalse(auto.usesWinograd(layer: fewChannels, inputShape: [2, 4, 64, 64]))
+        // Both paths of the default layer algorithm agree with the direct convolution.
+        let x = rng.tensor([1, 64, 48, 48])     // 144 tiles
+        let w = rng.tensor([6, 64, 3, 3], -0.1, 0.1)
+        let expected = directConvolution(x, w, nil)
+        XCTAssertTrue(auto.usesWinograd(layer: Conv2D(weight: w, bias: nil, padding: 1), inputShape: x.shape))
+        assertClose(Conv2D(weight: w, bias: nil, padding: 1)(x), expected, tolerance: 1e-5, "automatic (Winograd)")
+        let small = rng.tensor([1, 64, 8, 8])
+        assertClose(Conv2D(weight: w, bias: nil, padding: 1)(small), directConvolution(small, w, nil),
+                    tolerance: 1e-5, "automatic (im2col)")
+    }
+}

@@ -22,7 +22,8 @@ UNet's attention gain in make_fixtures.py was chosen with this measurement.
 Single-file layout: for a subset of samplers, the same runs through StableDiffusionPipeline.from_single_file on
 Fixtures/tiny-sd*.safetensors (offline, with a copy of the folder's configs whose text encoder and tokenizer have
 the full CLIP vocabulary the single file carries; the tiny GroupNorm group counts come from that config, as
-AnySize's `configFolder:`). These cases have `"weights": "single_file"` and their own token ids.
+AnySize's `configFolder:`) and samplers built from SD 1.5's published scheduler config (SD15_SCHEDULER_CONFIG).
+These cases have `"weights": "single_file"` and their own token ids.
 """
 
 import json
@@ -94,6 +95,12 @@ def effective_config(scheduler):
 
 CONDITIONING_LIMIT = 2.5e-4  # float64_error above this: the case cannot judge a float32 implementation
 SINGLE_FILE_SAMPLERS = ["euler_a", "heun", "dpmpp_2m_karras"]  # txt2img at the non-square size, plus img2img
+# A single file carries no scheduler config: samplers are built with from_config on SD 1.5's
+# scheduler/scheduler_config.json as published (no timestep_spacing key, so each class's default applies) with
+# the family's prediction type, as AnySize does (SchedulerConfig.sd15Default).
+SD15_SCHEDULER_CONFIG = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+                         "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "set_alpha_to_one": False,
+                         "skip_prk_steps": True, "steps_offset": 1, "trained_betas": None, "clip_sample": False}
 
 
 def float32_draws():
@@ -183,6 +190,8 @@ def main():
         for weights, pipes, suffix, txt2img_sizes, samplers in layouts:
             txt2img = pipes[torch.float32][0]
             folder_config = dict(txt2img.scheduler.config)
+            if weights == "single_file":
+                folder_config = dict(SD15_SCHEDULER_CONFIG, prediction_type=folder_config["prediction_type"])
             token_ids = {"input_ids": ids(txt2img.tokenizer, PROMPTS),
                          "negative_input_ids": ids(txt2img.tokenizer, NEGATIVE_PROMPTS)}
             if weights == "folder":

@@ -26,13 +26,9 @@ struct TestRandom {
     }
 }
 
-/// Max-abs difference of `actual` against a Double reference, checked against
-/// `tolerance * max(1, max|reference|)`; prints the measurement.
-@discardableResult
-func assertClose(_ actual: Tensor, _ reference: [Double], tolerance: Double, _ label: String,
-                 file: StaticString = #filePath, line: UInt = #line) -> Double {
-    XCTAssertEqual(actual.count, reference.count, "\(label): element count", file: file, line: line)
-    guard actual.count == reference.count else { return .infinity }
+/// Max-abs difference of `actual` (same count) against a Double reference, and max|reference|; a NaN in
+/// `actual` counts as an infinite difference.
+func maxDifference(_ actual: Tensor, _ reference: [Double]) -> (maxError: Double, maxRef: Double) {
     var maxError = 0.0, maxRef = 0.0
     for (a, r) in zip(actual.buffer, reference) {
         let e = abs(Double(a) - r)
@@ -40,6 +36,17 @@ func assertClose(_ actual: Tensor, _ reference: [Double], tolerance: Double, _ l
         maxError = e.isNaN ? .infinity : max(maxError, e)
         maxRef = max(maxRef, abs(r))
     }
+    return (maxError, maxRef)
+}
+
+/// Max-abs difference of `actual` against a Double reference, checked against
+/// `tolerance * max(1, max|reference|)`; prints the measurement.
+@discardableResult
+func assertClose(_ actual: Tensor, _ reference: [Double], tolerance: Double, _ label: String,
+                 file: StaticString = #filePath, line: UInt = #line) -> Double {
+    XCTAssertEqual(actual.count, reference.count, "\(label): element count", file: file, line: line)
+    guard actual.count == reference.count else { return .infinity }
+    let (maxError, maxRef) = maxDifference(actual, reference)
     let bound = tolerance * max(1, maxRef)
     print("\(label): max-abs error \(maxError) (max|ref| \(maxRef), bound \(bound))")
     XCTAssertLessThanOrEqual(maxError, bound, "\(label) exceeds its error bound", file: file, line: line)

@@ -43,12 +43,7 @@ final class WinogradConvolutionTests: XCTestCase {
         XCTAssertEqual(y.shape, [input[0], outChannels, input[2], input[3]], file: file, line: line)
         let reference = directConvolution(x, w, b)
         guard y.count == reference.count else { return .infinity }
-        var maxError = 0.0, maxRef = 0.0
-        for (a, r) in zip(y.buffer, reference) {
-            let e = abs(Double(a) - r)
-            maxError = e.isNaN ? .infinity : max(maxError, e)
-            maxRef = max(maxRef, abs(r))
-        }
+        let (maxError, maxRef) = maxDifference(y, reference)
         let relative = maxError / max(maxRef, .leastNormalMagnitude)
         print("winograd \(input) -> \(outChannels)\(bias ? " +bias" : ""): max-abs error \(maxError), "
               + "max|ref| \(maxRef), relative \(relative)")

@@ -5,7 +5,7 @@
 /// `randn(output.shape)` from the random source (diffusers `randn_tensor(..., generator=generator)`),
 /// the last step too. Limitations: no Karras sigmas (diffusers has none for this class), epsilon and
 /// v prediction only.
-public final class EulerAncestralDiscreteScheduler: Scheduler {
+public final class EulerAncestralDiscreteScheduler: EulerFamilyScheduler {
     public let timesteps: [Double]
     /// sigma of each model call, then 0.
     public let sigmas: [Float]
@@ -33,12 +33,6 @@ public final class EulerAncestralDiscreteScheduler: Scheduler {
         inferenceSteps = steps
     }
 
-    public func sigma(atStep stepIndex: Int) -> Float { sigmas[stepIndex] }
-
-    public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
-        SigmaMath.scaleInput(sample, sigma: sigmas[stepIndex])
-    }
-
     /// sigma_up = sqrt(s1^2 (s0^2 - s1^2) / s0^2), sigma_down = sqrt(s1^2 - sigma_up^2);
     /// x_next = x + (x - x0) / s0 * (sigma_down - s0) + noise * sigma_up.
     public func step(output: Tensor, stepIndex: Int, sample: Tensor, random: RandomSource) -> Tensor {
@@ -51,10 +45,6 @@ public final class EulerAncestralDiscreteScheduler: Scheduler {
         let noise = random.randn(output.shape)
         precondition(noise.shape == output.shape, "random source returned \(noise.shape) for \(output.shape)")
         return zipElements(sample, denoised, noise) { x, x0, n in (x + (x - x0) / from * dt) + n * up }
-    }
-
-    public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
-        SigmaMath.addNoise(original: original, noise: noise, sigma: sigmas[stepIndex])
     }
 
     public func reset() {}

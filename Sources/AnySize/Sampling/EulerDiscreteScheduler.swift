@@ -4,7 +4,7 @@
 /// `use_karras_sigmas`, `final_sigmas_type` zero / sigma_min, config `sigma_min` / `sigma_max`,
 /// epsilon and v prediction. Limitations: no stochastic churn (`s_churn` 0, the pipelines' default),
 /// `interpolation_type` linear only, `timestep_type` discrete only, no exponential / beta sigmas.
-public final class EulerDiscreteScheduler: Scheduler {
+public final class EulerDiscreteScheduler: EulerFamilyScheduler {
     public let timesteps: [Double]
     /// sigma of each model call, then the final sigma (diffusers `sigmas`).
     public let sigmas: [Float]
@@ -37,22 +37,12 @@ public final class EulerDiscreteScheduler: Scheduler {
         inferenceSteps = steps
     }
 
-    public func sigma(atStep stepIndex: Int) -> Float { sigmas[stepIndex] }
-
-    public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
-        SigmaMath.scaleInput(sample, sigma: sigmas[stepIndex])
-    }
-
     /// x_next = x + (x - x0) / sigma * (sigma_next - sigma).
     public func step(output: Tensor, stepIndex: Int, sample: Tensor, random: RandomSource) -> Tensor {
         let sigma = sigmas[stepIndex]
         let dt = sigmas[stepIndex + 1] - sigma
         let denoised = SigmaMath.denoised(output: output, sample: sample, sigma: sigma, prediction: predictionType)
         return zipElements(sample, denoised) { x, x0 in x + (x - x0) / sigma * dt }
-    }
-
-    public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
-        SigmaMath.addNoise(original: original, noise: noise, sigma: sigmas[stepIndex])
     }
 
     public func reset() {}

@@ -5,7 +5,7 @@
 /// plain Euler step to sigma 0, so `steps` steps make 2 * steps - 1 calls and `timesteps` /
 /// `sigmas` interleave the repeated values exactly as diffusers does. Supports `timestep_spacing`,
 /// `use_karras_sigmas`, `clip_sample`, epsilon and v prediction. Limitations: no exponential / beta sigmas.
-public final class HeunDiscreteScheduler: Scheduler {
+public final class HeunDiscreteScheduler: EulerFamilyScheduler {
     public let timesteps: [Double]
     /// sigma of each model call, then 0 (diffusers' interleaved `sigmas`).
     public let sigmas: [Float]
@@ -46,12 +46,6 @@ public final class HeunDiscreteScheduler: Scheduler {
         clipRange = (config.clipSample ?? defaults.clipSample) ? Float(config.clipSampleRange ?? 1) : nil
     }
 
-    public func sigma(atStep stepIndex: Int) -> Float { sigmas[stepIndex] }
-
-    public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
-        SigmaMath.scaleInput(sample, sigma: sigmas[stepIndex])
-    }
-
     /// Even calls (predictor): d = (x - x0) / s_i, x' = x + d (s_{i+1} - s_i).
     /// Odd calls (corrector): d' = (x' - x0') / s_{i+1}, x_next = x + (d + d') / 2 * (s_{i+1} - s_i).
     public func step(output: Tensor, stepIndex: Int, sample: Tensor, random: RandomSource) -> Tensor {
@@ -81,10 +75,6 @@ public final class HeunDiscreteScheduler: Scheduler {
             (d0 + (x - x0) / sigmaNext) / 2
         }
         return zipElements(start, derivative) { x, d in x + d * dt }
-    }
-
-    public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
-        SigmaMath.addNoise(original: original, noise: noise, sigma: sigmas[stepIndex])
     }
 
     public func reset() {

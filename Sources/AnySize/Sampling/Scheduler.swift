@@ -104,6 +104,25 @@ public enum SamplerKind: String, Sendable, CaseIterable {
 }
 
 /// Shared pieces of the schedulers that work on k-diffusion sigmas.
+/// A scheduler of the Euler family (Euler, Euler ancestral, Heun), whose model input, noise level and img2img
+/// noising all follow from one sigma per model call (diffusers' `sigmas` repeated per call).
+public protocol EulerFamilyScheduler: Scheduler {
+    /// sigma of each model call, then the final sigma.
+    var sigmas: [Float] { get }
+}
+
+extension EulerFamilyScheduler {
+    public func sigma(atStep stepIndex: Int) -> Float { sigmas[stepIndex] }
+
+    public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
+        SigmaMath.scaleInput(sample, sigma: sigmas[stepIndex])
+    }
+
+    public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
+        SigmaMath.addNoise(original: original, noise: noise, sigma: sigmas[stepIndex])
+    }
+}
+
 enum SigmaMath {
     /// x / sqrt(sigma^2 + 1): the model input scaling of the Euler family.
     static func scaleInput(_ sample: Tensor, sigma: Float) -> Tensor {

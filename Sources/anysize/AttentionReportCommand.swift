@@ -17,51 +17,31 @@ struct AttentionReportCommand: ParsableCommand {
 
     @Option(help: "A diffusers model folder or a single-file .safetensors checkpoint.") var model: String
     @Option(help: "The prompt every run samples.") var prompt: String
-    @Option(name: .customLong("negative-prompt"), help: "What to avoid (default: empty).") var negativePrompt: String = ""
+    @OptionGroup var sampling: SamplingArguments
     @Option(help: "Comma list of canvases WxH, multiples of 8 from 64 to 4096.") var sizes: String = "256x256,512x512,768x768"
     @Option(help: "Comma list of formulations: standard, scaled, local, log-bias, auto.") var attention: String = "standard,scaled,local"
-    @Option(help: "Sampling steps.") var steps: Int = 20
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(name: .customLong("cfg-scale"), help: "Classifier-free guidance scale (1 = no unconditional pass).") var cfgScale: Double = 7.5
-    @Option(help: "euler, euler_a, heun, dpmpp_2m or ddim.") var sampler: String = "dpmpp_2m"
-    @Flag(inversion: .prefixedNo, help: "Karras sigmas (euler, heun, dpmpp_2m; default on for dpmpp_2m).") var karras: Bool?
-    @Option(help: "Override the prediction type: epsilon or v.") var prediction: String?
-    @Option(name: .customLong("local-edge"), help: "Canvas-edge sink tokens for local attention.") var localEdge: Int = 0
-    @Option(name: .customLong("trained-size"), help: "The model's trained size WxH (default: from the model).") var trainedSize: String?
-    @Option(name: .customLong("attention-memory"), help: "Attention scratch memory in MB (default: from physical RAM).") var attentionMemory: Int?
     @Option(help: "Output folder (created if needed).") var out: String = "attention-report"
     @Flag(help: "No progress output.") var quiet = false
 
     func run() throws {
-        guard let samplerKind = SamplerKind(rawValue: sampler) else {
-            throw AnySizeError(.invalidArgument, "--sampler '\(sampler)' is unknown; use one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        var override: PredictionType?
-        if let p = prediction {
-            guard let parsed = PredictionType(name: p) else {
-                throw AnySizeError(.invalidArgument, "--prediction '\(p)' is unknown; use epsilon or v")
-            }
-            override = parsed
-        }
-        if let m = attentionMemory, m < 1 {
-            throw AnySizeError(.invalidArgument, "--attention-memory \(m): use at least 1 MB")
-        }
+        let settings = try sampling.resolved()
         var options = AttentionReportOptions(prompt: prompt, sizes: try AttentionReportOptions.parseSizes(sizes),
                                              modes: try AttentionReportOptions.parseModes(attention))
-        options.negativePrompt = negativePrompt
-        options.steps = steps
+        options.negativePrompt = sampling.negativePrompt
+        options.steps = sampling.steps
         options.seed = seed
-        options.cfgScale = cfgScale
-        options.sampler = samplerKind
-        options.karras = karras ?? (samplerKind == .dpmpp2m)
-        options.localEdge = localEdge
-        options.trainedSize = try trainedSize.map { try GenerateCommand.parseSize($0, flag: "--trained-size") }
-        options.attentionMemory = (attentionMemory.map { $0 << 20 }) ?? AttentionMemory.defaultBudget()
+        options.cfgScale = sampling.cfgScale
+        options.sampler = settings.sampler
+        options.karras = settings.karras
+        options.localEdge = sampling.localEdge
+        options.trainedSize = settings.trainedSize
+        options.attentionMemory = settings.attentionMemoryBytes
         try options.validate()
 
         let progress = ProgressReporter(quiet: quiet)
         let loadStart = Date()
-        let checkpoint = try StableDiffusionCheckpoint.load(path: model, prediction: override)
+        let checkpoint = try StableDiffusionCheckpoint.load(path: model, prediction: settings.prediction)
         let pipeline = try StableDiffusionPipeline(checkpoint: checkpoint)
         progress.phase("load", seconds: Date().timeIntervalSince(loadStart))
         let report = try AttentionReport.run(pipeline: pipeline, options: options) { event in
@@ -74,7 +54,7 @@ struct AttentionReportCommand: ParsableCommand {
             }
         }
         let modelName = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
-        let title = "Self-attention entropy per layer: \(modelName), \(steps) steps, seed \(seed)"
+        let title = "Self-attention entropy per layer: \(modelName), \(sampling.steps) steps, seed \(seed)"
         let paths = try report.write(to: out, chartTitle: title)
         print(report.gapTable(), terminator: "")
         fflush(stdout)  // the table before the stderr lines that follow, also when stdout is a pipe

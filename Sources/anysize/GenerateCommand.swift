@@ -10,23 +10,15 @@ struct GenerateCommand: ParsableCommand {
 
     @Option(help: "A diffusers model folder or a single-file .safetensors checkpoint.") var model: String
     @Option(help: "What to draw.") var prompt: String
-    @Option(name: .customLong("negative-prompt"), help: "What to avoid (default: empty).") var negativePrompt: String = ""
     @Option(help: "Width in pixels, a multiple of 8 from 64 to 4096 (default: the model's trained size).") var width: Int?
     @Option(help: "Height in pixels, a multiple of 8 from 64 to 4096 (default: the model's trained size).") var height: Int?
-    @Option(help: "Sampling steps.") var steps: Int = 20
-    @Option(name: .customLong("cfg-scale"), help: "Classifier-free guidance scale (1 = no unconditional pass).") var cfgScale: Double = 7.5
-    @Option(help: "euler, euler_a, heun, dpmpp_2m or ddim.") var sampler: String = "dpmpp_2m"
-    @Flag(inversion: .prefixedNo, help: "Karras sigmas (euler, heun, dpmpp_2m; default on for dpmpp_2m).") var karras: Bool?
+    @OptionGroup var sampling: SamplingArguments
     @Option(help: "Random seed (default: random, printed).") var seed: UInt64?
     @Option(name: .customLong("batch-size"), help: "Images per run.") var batchSize: Int = 1
     @Option(name: .customLong("init-image"), help: "img2img: a PNG to start from.") var initImage: String?
     @Option(help: "img2img: how much of the schedule to run, in (0, 1].") var strength: Double = 0.75
     @Option(name: .customLong("clip-skip"), help: "1 = last text-encoder layer, 2 = penultimate (A1111).") var clipSkip: Int = 1
-    @Option(help: "Override the prediction type: epsilon or v.") var prediction: String?
     @Option(help: "standard, scaled, local, log-bias or auto.") var attention: String = "auto"
-    @Option(name: .customLong("local-edge"), help: "Canvas-edge sink tokens for local attention.") var localEdge: Int = 0
-    @Option(name: .customLong("trained-size"), help: "The model's trained size WxH (default: from the model).") var trainedSize: String?
-    @Option(name: .customLong("attention-memory"), help: "Attention scratch memory in MB (default: from physical RAM).") var attentionMemory: Int?
     @Option(name: .customLong("vae-tile"), help: "VAE tile size in pixels (0 = off; default: 512 px tiles above 768x768).") var vaeTile: Int?
     @Option(help: "Final image decoder: vae, approx or linear.") var decoder: String = "vae"
     @Option(name: .customLong("approx-decoder"), help: "Weights for --decoder approx (.safetensors or .json; default: bundled SD1.5).") var approxDecoder: String?
@@ -41,16 +33,5 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         let plan = try GenerationPlan(self)
         try plan.run()
-    }
-}
-
-extension GenerateCommand {
-    /// Parses "WxH".
-    static func parseSize(_ text: String, flag: String) throws -> (width: Int, height: Int) {
-        let parts = text.lowercased().split(separator: "x")
-        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]) else {
-            throw AnySizeError(.invalidArgument, "\(flag) '\(text)' is not WIDTHxHEIGHT, e.g. 512x512")
-        }
-        return (w, h)
     }
 }

@@ -15,20 +15,11 @@ struct GenerationPlan {
 
     init(_ c: GenerateCommand) throws {
         command = c
-        guard let sampler = SamplerKind(rawValue: c.sampler) else {
-            throw AnySizeError(.invalidArgument, "--sampler '\(c.sampler)' is unknown; use one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        let settings = try c.sampling.resolved()
         guard let attention = AttentionMode(rawValue: c.attention) else {
             throw AnySizeError(.invalidArgument, "--attention '\(c.attention)' is unknown; use one of \(AttentionMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        if let p = c.prediction {
-            guard let parsed = PredictionType(name: p) else {
-                throw AnySizeError(.invalidArgument, "--prediction '\(p)' is unknown; use epsilon or v")
-            }
-            prediction = parsed
-        } else {
-            prediction = nil
-        }
+        prediction = settings.prediction
         guard let d = LatentDecoderKind(rawValue: c.decoder) else {
             throw AnySizeError(.invalidArgument, "--decoder '\(c.decoder)' is unknown; use vae, approx or linear")
         }
@@ -40,24 +31,21 @@ struct GenerationPlan {
         guard c.previewEvery >= 0 else {
             throw AnySizeError(.invalidArgument, "--preview-every \(c.previewEvery): use 0 (off) or a positive step count")
         }
-        if let m = c.attentionMemory, m < 1 {
-            throw AnySizeError(.invalidArgument, "--attention-memory \(m): use at least 1 MB")
-        }
         let seed = c.seed ?? UInt64.random(in: 0 ... UInt64(UInt32.max))
         // The size is checked again once the model's trained size is known; here the explicit values.
         var options = GenerationOptions(prompt: c.prompt, width: c.width ?? 512, height: c.height ?? 512, seed: seed)
-        options.negativePrompt = c.negativePrompt
-        options.steps = c.steps
-        options.cfgScale = c.cfgScale
-        options.sampler = sampler
-        options.karras = c.karras ?? (sampler == .dpmpp2m)
+        options.negativePrompt = c.sampling.negativePrompt
+        options.steps = c.sampling.steps
+        options.cfgScale = c.sampling.cfgScale
+        options.sampler = settings.sampler
+        options.karras = settings.karras
         options.batchSize = c.batchSize
         options.strength = c.strength
         options.clipSkip = c.clipSkip
         options.attention = attention
-        options.localEdge = c.localEdge
-        options.trainedSize = try c.trainedSize.map { try GenerateCommand.parseSize($0, flag: "--trained-size") }
-        options.attentionMemory = (c.attentionMemory.map { $0 << 20 }) ?? AttentionMemory.defaultBudget()
+        options.localEdge = c.sampling.localEdge
+        options.trainedSize = settings.trainedSize
+        options.attentionMemory = settings.attentionMemoryBytes
         options.vaeTiling = try VAETiling(flag: c.vaeTile)
         try options.validate()
         if let path = c.initImage {

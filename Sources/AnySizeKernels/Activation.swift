@@ -44,7 +44,7 @@ public enum Activation {
         let rows = x.count / max(twoD, 1)
         var outShape = x.shape
         outShape[outShape.count - 1] = d
-        let out = Tensor(zeros: outShape)
+        let out = Tensor(uninitialized: outShape)
         let src = x.pointer, dst = out.pointer
         Parallel.forRanges(rows, minimumPerThread: max(1, grain / max(d, 1))) { range in
             for r in range {

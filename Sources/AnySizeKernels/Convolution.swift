@@ -126,7 +126,7 @@ public struct Im2ColConvolution: ConvolutionAlgorithm {
         let depth = layer.inChannels * k * k        // GEMM inner dimension
         let pixels = outH * outW
         let inPlane = layer.inChannels * height * width, outPlane = o * pixels
-        let out = Tensor(zeros: [batch, o, outH, outW])
+        let out = Tensor(uninitialized: [batch, o, outH, outW])  // bias fill or beta 0
         let po = out.pointer, px = UnsafePointer(input.pointer), pw = UnsafePointer(layer.weight.pointer)
         let pb = layer.bias.map { UnsafePointer($0.pointer) }
         let workers = Parallel.threadCount

@@ -8,7 +8,7 @@ public enum Elementwise {
         let profileStart = Profiler.begin()
         defer { Profiler.end(.elementwise, profileStart) }
         precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
-        let out = Tensor(zeros: a.shape)
+        let out = Tensor(uninitialized: a.shape)
         let pa = a.pointer, pb = b.pointer, po = out.pointer
         Parallel.forRanges(a.count, minimumPerThread: grain) { range in
             for i in range { po[i] = pa[i] + pb[i] }
@@ -62,7 +62,7 @@ public enum Elementwise {
                      "concatChannels: \(a.shape) and \(b.shape) differ outside the channel axis")
         let batch = a.shape[0]
         let aBlock = a.count / max(batch, 1), bBlock = b.count / max(batch, 1)
-        let out = Tensor(zeros: [batch, a.shape[1] + b.shape[1], a.shape[2], a.shape[3]])
+        let out = Tensor(uninitialized: [batch, a.shape[1] + b.shape[1], a.shape[2], a.shape[3]])
         let pa = a.pointer, pb = b.pointer, po = out.pointer
         Parallel.forEach(batch) { n in
             let o = po + n * (aBlock + bBlock)
@@ -87,7 +87,7 @@ public enum Elementwise {
         }
         var shape = first.shape
         shape[0] = total
-        let out = Tensor(zeros: shape)
+        let out = Tensor(uninitialized: shape)
         var offset = 0
         for part in parts {
             (out.pointer + offset).update(from: part.pointer, count: part.count)
@@ -104,7 +104,7 @@ public enum Elementwise {
         defer { Profiler.end(.elementwise, profileStart) }
         precondition(x.rank == 4 && height > 0 && width > 0, "upsampleNearest: \(x.shape) to \(height)x\(width)")
         let planes = x.shape[0] * x.shape[1], inH = x.shape[2], inW = x.shape[3]
-        let out = Tensor(zeros: [x.shape[0], x.shape[1], height, width])
+        let out = Tensor(uninitialized: [x.shape[0], x.shape[1], height, width])
         let rowIndex = (0 ..< height).map { nearestSource($0, inH, height) }
         let colIndex = (0 ..< width).map { nearestSource($0, inW, width) }
         let px = x.pointer, po = out.pointer
@@ -139,7 +139,7 @@ public enum Elementwise {
         defer { Profiler.end(.elementwise, profileStart) }
         precondition(x.rank == 4, "imageToTokens needs [B, C, H, W], got \(x.shape)")
         let batch = x.shape[0], channels = x.shape[1], pixels = x.shape[2] * x.shape[3]
-        let out = Tensor(zeros: [batch, pixels, channels])
+        let out = Tensor(uninitialized: [batch, pixels, channels])
         transposeBatched(x.pointer, out.pointer, batch: batch, rows: channels, cols: pixels)
         return out
     }
@@ -151,7 +151,7 @@ public enum Elementwise {
         precondition(x.rank == 3 && x.shape[1] == height * width,
                      "tokensToImage: \(x.shape) is not [B, \(height)*\(width), C]")
         let batch = x.shape[0], channels = x.shape[2]
-        let out = Tensor(zeros: [batch, channels, height, width])
+        let out = Tensor(uninitialized: [batch, channels, height, width])
         transposeBatched(x.pointer, out.pointer, batch: batch, rows: height * width, cols: channels)
         return out
     }

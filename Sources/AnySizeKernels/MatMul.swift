@@ -29,7 +29,7 @@ public enum MatMul {
         let m = transA ? a.shape[2] : a.shape[1], k = transA ? a.shape[1] : a.shape[2]
         let kb = transB ? b.shape[2] : b.shape[1], n = transB ? b.shape[1] : b.shape[2]
         precondition(k == kb, "batched matmul inner dimensions \(a.shape) x \(b.shape)")
-        let out = Tensor(zeros: [batch, m, n])
+        let out = Tensor(uninitialized: [batch, m, n])  // beta 0: GEMM writes C
         for i in 0 ..< batch {
             gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                  a: a.pointer + i * a.shape[1] * a.shape[2], lda: a.shape[2],
@@ -50,7 +50,7 @@ public enum MatMul {
         let rows = x.count / max(inFeatures, 1)
         var outShape = x.shape
         outShape[outShape.count - 1] = outFeatures
-        let out = Tensor(zeros: outShape)
+        let out = Tensor(uninitialized: outShape)  // bias rows or beta 0
         if let bias {
             precondition(bias.count == outFeatures, "linear: bias \(bias.shape) for \(outFeatures) outputs")
             for r in 0 ..< rows { (out.pointer + r * outFeatures).update(from: bias.pointer, count: outFeatures) }

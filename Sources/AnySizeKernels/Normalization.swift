@@ -20,7 +20,7 @@ public enum Normalization {
         let spatial = x.count / max(batch * channels, 1)
         let perGroup = channels / groups
         let blockSize = perGroup * spatial
-        let out = Tensor(zeros: x.shape)
+        let out = Tensor(uninitialized: x.shape)
         let src = x.pointer, dst = out.pointer, w = weight.pointer, b = bias.pointer
         Parallel.forEach(batch * groups) { block in
             let g = block % groups
@@ -47,7 +47,7 @@ public enum Normalization {
         precondition(d > 0 && weight.count == d && bias.count == d,
                      "layerNorm: input \(x.shape), weight \(weight.shape), bias \(bias.shape)")
         let rows = x.count / d
-        let out = Tensor(zeros: x.shape)
+        let out = Tensor(uninitialized: x.shape)
         let src = x.pointer, dst = out.pointer, w = weight.pointer, b = bias.pointer
         Parallel.forRanges(rows, minimumPerThread: max(1, (1 << 14) / d)) { range in
             for r in range {

@@ -11,6 +11,17 @@ public final class TensorStorage: @unchecked Sendable {
         pointer.initialize(repeating: 0, count: max(count, 1))
     }
 
+    /// Allocates `count` floats and leaves them unset: for outputs whose every element a kernel writes before
+    /// anything reads it (saves a pass over fresh memory).
+    public init(uninitializedCount count: Int) {
+        precondition(count >= 0, "negative tensor size")
+        self.count = count
+        pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        #if DEBUG
+        pointer.initialize(repeating: .nan, count: max(count, 1))  // an element a kernel missed shows as NaN
+        #endif
+    }
+
     deinit { pointer.deallocate() }
 }
 
@@ -29,9 +40,16 @@ public struct Tensor: @unchecked Sendable {
         storage = TensorStorage(count: shape.reduce(1, *))
     }
 
+    /// Tensor whose values are unspecified until written: for kernel outputs that are written entirely
+    /// before they are read (no zero-fill pass over fresh memory).
+    public init(uninitialized shape: [Int]) {
+        self.shape = shape
+        storage = TensorStorage(uninitializedCount: shape.reduce(1, *))
+    }
+
     /// Tensor filled with `value`.
     public init(shape: [Int], repeating value: Float) {
-        self.init(zeros: shape)
+        self.init(uninitialized: shape)
         storage.pointer.update(repeating: value, count: count)
     }
 
@@ -39,7 +57,7 @@ public struct Tensor: @unchecked Sendable {
     public init(shape: [Int], values: [Float]) {
         precondition(shape.reduce(1, *) == values.count,
                      "shape \(shape) holds \(shape.reduce(1, *)) values, got \(values.count)")
-        self.init(zeros: shape)
+        self.init(uninitialized: shape)
         values.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: values.count) }
     }
 
@@ -69,7 +87,7 @@ public struct Tensor: @unchecked Sendable {
 
     /// A deep copy.
     public func copy() -> Tensor {
-        let out = Tensor(zeros: shape)
+        let out = Tensor(uninitialized: shape)
         out.pointer.update(from: pointer, count: count)
         return out
     }
@@ -80,7 +98,7 @@ public struct Tensor: @unchecked Sendable {
         precondition(start >= 0 && start + length <= shape[0], "batch slice out of range")
         var newShape = shape
         newShape[0] = length
-        let out = Tensor(zeros: newShape)
+        let out = Tensor(uninitialized: newShape)
         out.pointer.update(from: pointer + start * inner, count: length * inner)
         return out
     }

@@ -50,7 +50,7 @@ public struct WinogradConvolution: ConvolutionAlgorithm {
                      "Conv2D expects [B, \(layer.inChannels), H, W], got \(input.shape)")
         let batch = input.shape[0], height = input.shape[2], width = input.shape[3]
         precondition(height > 0 && width > 0, "Conv2D input \(input.shape) is empty")
-        let out = Tensor(zeros: [batch, layer.outChannels, height, width])
+        let out = Tensor(uninitialized: [batch, layer.outChannels, height, width])  // every tile written
         let plan = WinogradPlan(batch: batch, inChannels: layer.inChannels, outChannels: layer.outChannels,
                                 height: height, width: width, maxScratchBytes: maxScratchBytes,
                                 tilesPerBlock: tilesPerBlock, workers: Parallel.threadCount)

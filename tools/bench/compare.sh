@@ -29,7 +29,9 @@ if [[ ! -f "$MODEL/model_index.json" ]]; then
     echo "building the random-weight SD1.5 model in $MODEL (about 4.3 GB, a few minutes)" >&2
     "$PYTHON" tools/bench/make_sd15_random.py "$MODEL"
 fi
-swift build -c release --product anysize >&2
+# The build `make build` makes (native code generation unless PORTABLE=1; see the Makefile).
+SWIFT_FLAGS=$(make -s --no-print-directory flags)
+swift build $SWIFT_FLAGS --product anysize >&2
 ANYSIZE=.build/release/anysize
 mkdir -p "$OUT"
 STAMP=$(date +%Y%m%d-%H%M%S)

@@ -52,7 +52,7 @@ struct BasicTransformerBlock {
         while start < totalRows {
             let rows = min(chunkRows, totalRows - start)
             let rowsOf = x.pointer + start * channels
-            let chunk = Tensor(zeros: [rows, channels])
+            let chunk = Tensor(uninitialized: [rows, channels])
             chunk.pointer.update(from: rowsOf, count: rows * channels)
             let f = ffOut(Activation.geglu(ffIn(norm3(chunk))))                           // [rows, C]
             for i in 0 ..< rows * channels { rowsOf[i] += f.pointer[i] }

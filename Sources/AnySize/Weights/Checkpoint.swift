@@ -205,6 +205,12 @@ extension StableDiffusionCheckpoint {
             + "sd=sd.get(\"state_dict\", sd); s.save_file({k: v.contiguous() for k, v in sd.items() if isinstance(v, torch.Tensor)}, \"\(out)\")')")
     }
 
+    /// The UNet and VAE `config.json` of a diffusers folder (also the `configFolder` of a single file).
+    static func decodeModelConfigs(folder: URL) throws -> (unet: UNetConfig, vae: VAEConfig) {
+        (try decodeConfig(UNetConfig.self, at: folder.appendingPathComponent("unet/config.json")),
+         try decodeConfig(VAEConfig.self, at: folder.appendingPathComponent("vae/config.json")))
+    }
+
     /// Reads and decodes a JSON config file, with one-line errors naming the file.
     static func decodeConfig<T: Decodable>(_ type: T.Type, at url: URL) throws -> T {
         let data: Data

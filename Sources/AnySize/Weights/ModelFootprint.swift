@@ -43,8 +43,7 @@ public struct ModelFootprint: Sendable {
 
     private static func readFolder(_ path: String) throws -> ModelFootprint {
         let root = URL(fileURLWithPath: path)
-        let unet = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: root.appendingPathComponent("unet/config.json"))
-        let vae = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: root.appendingPathComponent("vae/config.json"))
+        let (unet, vae) = try StableDiffusionCheckpoint.decodeModelConfigs(folder: root)
         var count = 0, text = 0
         for (folder, base) in [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")] {
             for file in try weightFiles(root.appendingPathComponent(folder), baseName: base) {
@@ -81,9 +80,7 @@ public struct ModelFootprint: Sendable {
         let file = try SafeTensorsFile(path: path)
         let names = file.names
         func component(_ prefix: String) -> SingleFileConfigs.Component {
-            let stripped = names.filter { $0.hasPrefix(prefix) && !CheckpointKeys.isIgnorable($0) }
-                .map { String($0.dropFirst(prefix.count)) }
-            return SingleFileConfigs.Component(names: stripped, shape: { file.shape(of: prefix + $0) }, source: path)
+            SingleFileConfigs.Component(file: file, prefix: prefix, source: path)
         }
         let unetPart = component(CheckpointKeys.unetPrefix), vaePart = component(CheckpointKeys.vaePrefix)
         guard !unetPart.names.isEmpty, !vaePart.names.isEmpty else {
@@ -93,9 +90,7 @@ public struct ModelFootprint: Sendable {
         let family: ModelFamily = names.contains { $0.hasPrefix(CheckpointKeys.openCLIPPrefix) } ? .sd2 : .sd1
         let unet: UNetConfig, vae: VAEConfig
         if let configFolder {
-            let folder = URL(fileURLWithPath: configFolder)
-            unet = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: folder.appendingPathComponent("unet/config.json"))
-            vae = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: folder.appendingPathComponent("vae/config.json"))
+            (unet, vae) = try StableDiffusionCheckpoint.decodeModelConfigs(folder: URL(fileURLWithPath: configFolder))
         } else {
             let yaml = try LDMConfigFile(adjacentTo: path)
             unet = try SingleFileConfigs.unet(unetPart, family: family, yaml: yaml)

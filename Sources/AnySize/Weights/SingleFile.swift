@@ -9,9 +9,7 @@ enum SingleFile {
         let file = try SafeTensorsFile(path: path)
         let names = file.names
         func component(_ prefix: String) -> SingleFileConfigs.Component {
-            let stripped = names.filter { $0.hasPrefix(prefix) && !CheckpointKeys.isIgnorable($0) }
-                .map { String($0.dropFirst(prefix.count)) }
-            return SingleFileConfigs.Component(names: stripped, shape: { file.shape(of: prefix + $0) }, source: path)
+            SingleFileConfigs.Component(file: file, prefix: prefix, source: path)
         }
         let unetPart = component(CheckpointKeys.unetPrefix)
         let vaePart = component(CheckpointKeys.vaePrefix)
@@ -73,9 +71,7 @@ enum SingleFile {
         }
         var side = family == .sd2 && predictionType == .vPrediction ? 768 : 512
         if let configFolder {
-            let folder = URL(fileURLWithPath: configFolder)
-            unetConfig = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: folder.appendingPathComponent("unet/config.json"))
-            vaeConfig = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: folder.appendingPathComponent("vae/config.json"))
+            (unetConfig, vaeConfig) = try StableDiffusionCheckpoint.decodeModelConfigs(folder: URL(fileURLWithPath: configFolder))
             side = unetConfig.sampleSize << max(0, vaeConfig.blockOutChannels.count - 1)
         } else {
             let vaeScale = 1 << (vaeConfig.blockOutChannels.count - 1)

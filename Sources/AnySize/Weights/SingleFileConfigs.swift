@@ -10,6 +10,20 @@ enum SingleFileConfigs {
         let shape: (String) -> [Int]?
         let source: String
 
+        init(names: [String], shape: @escaping (String) -> [Int]?, source: String) {
+            self.names = names
+            self.shape = shape
+            self.source = source
+        }
+
+        /// The tensors of `file` under `prefix` (ignorable buffers left out), named without the prefix.
+        init(file: SafeTensorsFile, prefix: String, source: String) {
+            names = file.names.filter { $0.hasPrefix(prefix) && !CheckpointKeys.isIgnorable($0) }
+                .map { String($0.dropFirst(prefix.count)) }
+            shape = { file.shape(of: prefix + $0) }
+            self.source = source
+        }
+
         func require(_ name: String) throws -> [Int] {
             guard let s = shape(name) else {
                 throw AnySizeError(.missingTensor, "\(source): tensor '\(name)' is missing; the checkpoint is incomplete")

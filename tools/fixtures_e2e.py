@@ -106,8 +106,15 @@ SD15_SCHEDULER_CONFIG = {"_class_name": "PNDMScheduler", "beta_start": 0.00085, 
 def float32_draws():
     """Makes diffusers draw every random tensor in float32 and cast it, wherever randn_tensor is imported, so a
     float64 pipeline sees the same numbers as the float32 one (torch.randn in float64 gives other values)."""
+    import importlib
+
     import diffusers.utils.torch_utils as torch_utils
 
+    # diffusers imports lazily: load every module that draws in these runs now, so the scan below patches it.
+    for name in ("pipelines.stable_diffusion.pipeline_stable_diffusion",
+                 "pipelines.stable_diffusion.pipeline_stable_diffusion_img2img",
+                 "schedulers.scheduling_euler_ancestral_discrete", "models.autoencoders.vae"):
+        importlib.import_module("diffusers." + name)
     original = torch_utils.randn_tensor
 
     def randn_float32(shape, generator=None, device=None, dtype=None, layout=None):

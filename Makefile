@@ -15,7 +15,8 @@ else
 TARGET_CPU ?= $(shell [ "$$(uname -m)" = x86_64 ] && grep -qw avx2 /proc/cpuinfo 2>/dev/null && \
 	grep -qw fma /proc/cpuinfo && echo native)
 endif
-SWIFT_FLAGS := -c release $(if $(TARGET_CPU),-Xswiftc -target-cpu -Xswiftc $(TARGET_CPU))
+# A chosen CPU also defines FUSED_MULTIPLY_ADD (MicroKernel uses FMA instructions; every CPU this picks has them).
+SWIFT_FLAGS := -c release $(if $(TARGET_CPU),-Xswiftc -target-cpu -Xswiftc $(TARGET_CPU) -Xswiftc -DFUSED_MULTIPLY_ADD)
 
 .PHONY: deps build run test clean flags
 

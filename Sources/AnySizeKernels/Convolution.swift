@@ -6,12 +6,13 @@ public protocol ConvolutionAlgorithm: Sendable {
 
 /// A 2-D convolution layer (PyTorch `nn.Conv2d`, square kernel, equal stride and zero padding on both axes).
 ///
-/// The weight [O, I, k, k] is kept as loaded, with no transformed copy: im2col uses it in place as the GEMM
-/// matrix [O, I*k*k], Winograd transforms it on each call.
+/// The weight is kept taps-major, [O, k, k, I] (input channels last), reordered once from PyTorch's [O, I, k, k]
+/// when the layer is built and with no other copy: im2col uses it in place as the GEMM matrix [O, k*k*I] (its
+/// columns packed in the same order), Winograd reads each tap's input channels as contiguous vectors.
 public final class Conv2D: @unchecked Sendable {
     /// O, I, k (from the weight), and the stride and zero padding applied on both spatial axes.
     public let outChannels: Int, inChannels: Int, kernelSize: Int, stride: Int, padding: Int
-    /// [O, I, k, k] (PyTorch layout).
+    /// [O, k, k, I]: `weight[o, ky, kx, i]` is PyTorch's `weight[o, i, ky, kx]`.
     public let weight: Tensor
     /// [O], or nil for a convolution without bias.
     public let bias: Tensor?
@@ -29,11 +30,29 @@ public final class Conv2D: @unchecked Sendable {
         inChannels = weight.shape[1]
         kernelSize = weight.shape[2]
         if let bias { precondition(bias.count == outChannels, "Conv2D bias \(bias.shape) for \(outChannels) outputs") }
-        self.weight = weight
+        self.weight = Self.tapsMajor(weight)
         self.bias = bias
         self.stride = stride
         self.padding = padding
         self.algorithm = algorithm
+    }
+
+    /// [O, I, k, k] -> [O, k, k, I] (the same tensor when k = 1 or I = 1, where the two layouts coincide).
+    static func tapsMajor(_ weight: Tensor) -> Tensor {
+        let o = weight.shape[0], i = weight.shape[1], taps = weight.shape[2] * weight.shape[3]
+        let shape = [o, weight.shape[2], weight.shape[3], i]
+        if taps == 1 || i == 1 { return weight.reshaped(shape) }
+        let out = Tensor(uninitialized: shape)
+        let src = UnsafePointer(weight.pointer), dst = out.pointer
+        Parallel.forRanges(o) { range in
+            for c in range {
+                let from = src + c * i * taps, to = dst + c * i * taps
+                for t in 0 ..< taps {
+                    for j in 0 ..< i { to[t * i + j] = from[j * taps + t] }
+                }
+            }
+        }
+        return out
     }
 
     /// Output spatial size for an input of `height` x `width`: (n + 2p - k) / s + 1 per axis.
@@ -49,52 +68,67 @@ public final class Conv2D: @unchecked Sendable {
     }
 }
 
-/// Chooses per call: Winograd F(4x4, 3x3) for 3x3 stride-1 padding-1 layers whose inputs have enough tiles and
-/// channels to feed its matrix products, im2col + GEMM for everything else (strided, 1x1, other kernels, small
-/// grids such as the UNet's 16x16 and 8x8 levels at 512x512, few input channels such as a `conv_in` on latents).
+/// Chooses per call among the three algorithms for 3x3 stride-1 padding-1 layers with at least
+/// `minimumInputChannels` inputs: `WinogradConvolution` from `largeTiles` output tiles (UNet 64x64 level at
+/// batch 2, VAE decoder), `BlockedWinogradConvolution` from `smallTiles` up to that (UNet 32x32 and 16x16 levels),
+/// im2col + GEMM for fewer tiles (8x8 level at batch 2: too few tiles to pay for the weight transform) and for
+/// every other layer (strided, 1x1, few input channels such as a `conv_in` on latents).
 ///
-/// Default thresholds from `tools/conv-bench` (docs/PERFORMANCE.md): Winograd breaks even with im2col at about
-/// 64 tiles and 32 input channels, and wins from 128 tiles and 48 channels.
+/// Default thresholds from `tools/conv-bench` (docs/PERFORMANCE.md), speed-ups over im2col measured in one run:
+/// Winograd 2.25x / 1.83x at 256 / 512 tiles but 1.27x at 128 and 0.93x at 32; blocked Winograd 1.67x / 1.73x /
+/// 1.84x at 128 / 64 / 32 tiles and 1.3x at 16, 0.79x at 8.
 public struct AutomaticConvolution: ConvolutionAlgorithm {
     /// The algorithm for 3x3 stride-1 padding-1 layers on large inputs.
     public let winograd: WinogradConvolution
+    /// The algorithm for 3x3 stride-1 padding-1 layers on small inputs.
+    public let blockedWinograd: BlockedWinogradConvolution
     /// The algorithm for every other call.
     public let im2col: Im2ColConvolution
-    /// Fewest 4x4 output tiles (`WinogradConvolution.tileCount`) for which Winograd is used.
-    public let minimumTiles: Int
-    /// Fewest input channels for which Winograd is used.
+    /// Fewest 4x4 output tiles (`WinogradConvolution.tileCount`) for which a Winograd algorithm is used.
+    public let smallTiles: Int
+    /// Fewest tiles for which `WinogradConvolution` rather than `BlockedWinogradConvolution` is used.
+    public let largeTiles: Int
+    /// Fewest input channels for which a Winograd algorithm is used.
     public let minimumInputChannels: Int
 
-    /// Default Winograd and im2col settings; Winograd from 128 tiles (e.g. batch 2 at 32x32) and 48 input channels.
+    /// Default settings: blocked Winograd from 16 tiles, Winograd from 256 tiles, both from 48 input channels.
     public init() {
-        self.init(winograd: WinogradConvolution(), im2col: Im2ColConvolution(), minimumTiles: 128,
-                  minimumInputChannels: 48)
+        self.init(winograd: WinogradConvolution(), blockedWinograd: BlockedWinogradConvolution(),
+                  im2col: Im2ColConvolution(), smallTiles: 16, largeTiles: 256, minimumInputChannels: 48)
     }
 
-    public init(winograd: WinogradConvolution, im2col: Im2ColConvolution, minimumTiles: Int,
-                minimumInputChannels: Int) {
+    public init(winograd: WinogradConvolution, blockedWinograd: BlockedWinogradConvolution,
+                im2col: Im2ColConvolution, smallTiles: Int, largeTiles: Int, minimumInputChannels: Int) {
         self.winograd = winograd
+        self.blockedWinograd = blockedWinograd
         self.im2col = im2col
-        self.minimumTiles = minimumTiles
+        self.smallTiles = smallTiles
+        self.largeTiles = largeTiles
         self.minimumInputChannels = minimumInputChannels
     }
 
-    /// Whether a call of `layer` on an input of `shape` [B, I, H, W] runs Winograd.
-    public func usesWinograd(layer: Conv2D, inputShape shape: [Int]) -> Bool {
+    /// The algorithm a call of `layer` on an input of `shape` [B, I, H, W] runs.
+    public func algorithm(layer: Conv2D, inputShape shape: [Int]) -> ConvolutionAlgorithm {
         guard WinogradConvolution.supports(layer), shape.count == 4,
-              layer.inChannels >= minimumInputChannels else { return false }
-        return WinogradConvolution.tileCount(batch: shape[0], height: shape[2], width: shape[3]) >= minimumTiles
+              layer.inChannels >= minimumInputChannels else { return im2col }
+        let tiles = WinogradConvolution.tileCount(batch: shape[0], height: shape[2], width: shape[3])
+        if tiles >= largeTiles { return winograd }
+        return tiles >= smallTiles ? blockedWinograd : im2col
+    }
+
+    /// Whether a call of `layer` on an input of `shape` [B, I, H, W] runs one of the Winograd algorithms.
+    public func usesWinograd(layer: Conv2D, inputShape shape: [Int]) -> Bool {
+        !(algorithm(layer: layer, inputShape: shape) is Im2ColConvolution)
     }
 
     /// out [B, O, Ho, Wo] = bias + conv(input [B, I, H, W]) by the chosen algorithm.
     public func forward(_ input: Tensor, layer: Conv2D) -> Tensor {
-        usesWinograd(layer: layer, inputShape: input.shape)
-            ? winograd.forward(input, layer: layer) : im2col.forward(input, layer: layer)
+        algorithm(layer: layer, inputShape: input.shape).forward(input, layer: layer)
     }
 }
 
-/// Convolution as matrix products: for each batch element, out [O, Ho*Wo] = W [O, I*k*k] x cols [I*k*k, Ho*Wo],
-/// where cols (im2col) holds the input patch of every output pixel.
+/// Convolution as matrix products: for each batch element, out [O, Ho*Wo] = W [O, k*k*I] x cols [k*k*I, Ho*Wo],
+/// where cols (im2col) holds the input patch of every output pixel (rows in the weight's taps-major order).
 ///
 /// The output is cut into bands of whole output rows; each worker thread packs the columns of its bands
 /// and multiplies them with a single-threaded GEMM, so packing runs in parallel and overlaps the products,
@@ -175,7 +209,7 @@ public struct Im2ColConvolution: ConvolutionAlgorithm {
                     let b = job / bands, y0 = (job % bands) * bandRows, rows = min(bandRows, outH - y0)
                     pack(px + b * inPlane, layer: layer, height: height, width: width, outWidth: outW,
                          firstRow: y0, rows: rows, into: columns)
-                    // out_b[:, y0 ..< y0 + rows, :] = bias + W [O, I*k*k] x cols [I*k*k, rows*Wo]
+                    // out_b[:, y0 ..< y0 + rows, :] = bias + W [O, k*k*I] x cols [k*k*I, rows*Wo]
                     let c = po + b * outPlane + y0 * outW
                     let beta = fillBias(pb, c, rows: o, columns: rows * outW, ldc: pixels)
                     MatMul.gemm(m: o, n: rows * outW, k: depth, a: pw, lda: depth, b: columns, ldb: rows * outW,
@@ -195,14 +229,14 @@ public struct Im2ColConvolution: ConvolutionAlgorithm {
         return 1
     }
 
-    /// cols[(i*k + ky)*k + kx, (y - firstRow)*Wo + x] = in[i, y*s + ky - p, x*s + kx - p] (0 outside the image)
+    /// cols[(ky*k + kx)*I + i, (y - firstRow)*Wo + x] = in[i, y*s + ky - p, x*s + kx - p] (0 outside the image)
     /// for output rows firstRow ..< firstRow + rows.
     func pack(_ src: UnsafePointer<Float>, layer: Conv2D, height: Int, width: Int, outWidth: Int,
               firstRow: Int, rows: Int, into cols: UnsafeMutablePointer<Float>) {
         let k = layer.kernelSize, s = layer.stride, p = layer.padding
         let n = rows * outWidth
         for r in 0 ..< layer.inChannels * k * k {
-            let i = r / (k * k), ky = (r / k) % k, kx = r % k
+            let i = r % layer.inChannels, ky = r / layer.inChannels / k, kx = (r / layer.inChannels) % k
             let plane = src + i * height * width
             // Output columns x whose input column x*s + kx - p lies inside [0, width).
             let lead = p - kx

@@ -1,4 +1,4 @@
-/// The three transforms of Winograd F(4x4, 3x3), on 4 lanes at a time.
+/// The three transforms of Winograd F(4x4, 3x3), on 4 lanes at a time (16 for the weights).
 ///
 /// Matrices (interpolation points 0, ±1, ±2, ∞):
 ///   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
@@ -39,13 +39,6 @@ enum WinogradKernels {
         return (m0 + s1 + s2, d1 + 2 * d2, s1 + 4 * s2, d1 + 8 * d2 + m5)
     }
 
-    /// (G g) for one 3-vector g.
-    @inline(__always)
-    static func weightRow(_ g0: Vec, _ g1: Vec, _ g2: Vec) -> (Vec, Vec, Vec, Vec, Vec, Vec) {
-        let s = g0 + g2, t = g0 * (1 / 24) + g2 * (1 / 6), h = g1 * (1 / 12)
-        return (g0 * 0.25, (s + g1) * (-1 / 6), (s - g1) * (-1 / 6), t + h, t - h, g2)
-    }
-
     /// The 4x4 transpose: lane l of the result k is lane k of input l.
     @inline(__always)
     static func transpose(_ a: Vec, _ b: Vec, _ c: Vec, _ d: Vec) -> (Vec, Vec, Vec, Vec) {
@@ -59,68 +52,89 @@ enum WinogradKernels {
     /// Floats of `work` that `transformInput` needs for segments of up to `tiles` tiles.
     static func workFloats(tiles: Int) -> Int { 24 * phaseStride(tiles) }
 
-    /// U[ξ, o - firstChannel, i] = (G g_oi G^T)[ξ] for o in `outChannels`, i in 0 ..< inChannels;
-    /// w is [O, I, 3, 3], U is [36, rows, I].
+    /// Floats of `work` that `transformWeights` needs for `inputs` input channels at a time.
+    static func weightWorkFloats(inputs: Int) -> Int { 18 * ((inputs + 15) / 16 * 16) }
+
+    /// (G g) for one 3-vector g, 16 lanes.
+    @inline(__always)
+    static func weightRow16(_ g0: SIMD16<Float>, _ g1: SIMD16<Float>, _ g2: SIMD16<Float>)
+        -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
+        let s = g0 + g2, t = g0 * (1 / 24) + g2 * (1 / 6), h = g1 * (1 / 12)
+        return (g0 * 0.25, (s + g1) * (-1 / 6), (s - g1) * (-1 / 6), t + h, t - h, g2)
+    }
+
+    /// U[ξ * xiStride + (o - outChannels.lowerBound) * rowStride + (i - inputs.lowerBound)] = (G g_oi G^T)[ξ]
+    /// for o in `outChannels`, i in `inputs`; w is taps-major [O, 3, 3, inChannels] (`Conv2D.weight`), so each
+    /// tap's input channels load as vectors. `work` holds `weightWorkFloats` floats.
+    ///
+    /// Lanes run over 16 input channels: the vertical pass (G g per kernel column) goes to `work`, then the
+    /// horizontal pass per row ξy, so each store fills a cache line of one ξ plane and few values stay live.
     static func transformWeights(_ w: UnsafePointer<Float>, inChannels: Int, outChannels: Range<Int>,
-                                 firstChannel: Int, rows: Int, into u: UnsafeMutablePointer<Float>) {
-        let i4 = (inChannels + 3) / 4 * 4, xiStride = rows * inChannels
-        // g [9, i4]: the kernels of one output channel with the channel axis last (zero past inChannels).
-        let g = UnsafeMutablePointer<Float>.allocate(capacity: 9 * i4)
-        defer { g.deallocate() }
-        g.initialize(repeating: 0, count: 9 * i4)
-        for o in outChannels {
-            let src = w + o * inChannels * 9
-            for i in 0 ..< inChannels {
-                for k in 0 ..< 9 { g[k * i4 + i] = src[i * 9 + k] }
+                                 inputs: Range<Int>, into u: UnsafeMutablePointer<Float>, rowStride: Int,
+                                 xiStride: Int, work t: UnsafeMutablePointer<Float>) {
+        typealias Lanes = SIMD16<Float>
+        let count = inputs.count, i16 = (count + 15) / 16 * 16, whole = count / 16 * 16
+        @inline(__always) func load16(_ p: UnsafePointer<Float>, _ i: Int) -> Lanes {
+            if i < whole { return UnsafeRawPointer(p + i).loadUnaligned(as: Lanes.self) }
+            var v = Lanes()
+            for l in 0 ..< count - i { v[l] = p[i + l] }
+            return v
+        }
+        @inline(__always) func store16(_ v: Lanes, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
+            if i < whole {
+                UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: Lanes.self)
+            } else {
+                for l in 0 ..< count - i { p[i + l] = v[l] }
             }
-            let dst = u + (o - firstChannel) * inChannels
-            for i in stride(from: 0, to: inChannels, by: 4) {
-                let lanes = min(4, inChannels - i)
-                // Stores one transformed row ξy (six values ξx) for channels i ..< i + lanes.
-                @inline(__always) func put(_ xiY: Int, _ r: (Vec, Vec, Vec, Vec, Vec, Vec)) {
-                    let p = dst + 6 * xiY * xiStride + i
-                    if lanes == 4 {
-                        store(r.0, p)
-                        store(r.1, p + xiStride)
-                        store(r.2, p + 2 * xiStride)
-                        store(r.3, p + 3 * xiStride)
-                        store(r.4, p + 4 * xiStride)
-                        store(r.5, p + 5 * xiStride)
-                    } else {
-                        for l in 0 ..< lanes {
-                            p[l] = r.0[l]
-                            p[xiStride + l] = r.1[l]
-                            p[2 * xiStride + l] = r.2[l]
-                            p[3 * xiStride + l] = r.3[l]
-                            p[4 * xiStride + l] = r.4[l]
-                            p[5 * xiStride + l] = r.5[l]
-                        }
-                    }
+        }
+        for o in outChannels {
+            let g = w + o * 9 * inChannels + inputs.lowerBound  // tap k at g + k * inChannels
+            // t[kx][ξy] = (G g[:, kx])[ξy]: the vertical pass per kernel column kx.
+            for kx in 0 ..< 3 {
+                let g0 = g + kx * inChannels, g1 = g + (3 + kx) * inChannels, g2 = g + (6 + kx) * inChannels
+                let tk = t + 6 * kx * i16
+                for i in stride(from: 0, to: count, by: 16) {
+                    let r = weightRow16(load16(g0, i), load16(g1, i), load16(g2, i))
+                    let p = UnsafeMutableRawPointer(tk + i)
+                    p.storeBytes(of: r.0, as: Lanes.self)
+                    p.storeBytes(of: r.1, toByteOffset: 4 * i16, as: Lanes.self)
+                    p.storeBytes(of: r.2, toByteOffset: 8 * i16, as: Lanes.self)
+                    p.storeBytes(of: r.3, toByteOffset: 12 * i16, as: Lanes.self)
+                    p.storeBytes(of: r.4, toByteOffset: 16 * i16, as: Lanes.self)
+                    p.storeBytes(of: r.5, toByteOffset: 20 * i16, as: Lanes.self)
                 }
-                // Vertical: (G g)[ξy, kx] per kernel column kx; then horizontal on each of the six rows ξy.
-                let c0 = weightRow(load(g + i), load(g + 3 * i4 + i), load(g + 6 * i4 + i))
-                let c1 = weightRow(load(g + i4 + i), load(g + 4 * i4 + i), load(g + 7 * i4 + i))
-                let c2 = weightRow(load(g + 2 * i4 + i), load(g + 5 * i4 + i), load(g + 8 * i4 + i))
-                put(0, weightRow(c0.0, c1.0, c2.0))
-                put(1, weightRow(c0.1, c1.1, c2.1))
-                put(2, weightRow(c0.2, c1.2, c2.2))
-                put(3, weightRow(c0.3, c1.3, c2.3))
-                put(4, weightRow(c0.4, c1.4, c2.4))
-                put(5, weightRow(c0.5, c1.5, c2.5))
+            }
+            // U[6 ξy + ξx] = (G t[:, ξy])[ξx]: the horizontal pass per row ξy.
+            let dst = u + (o - outChannels.lowerBound) * rowStride
+            for xiY in 0 ..< 6 {
+                let t0 = UnsafeRawPointer(t + xiY * i16), t1 = UnsafeRawPointer(t + (6 + xiY) * i16)
+                let t2 = UnsafeRawPointer(t + (12 + xiY) * i16)
+                let p = dst + 6 * xiY * xiStride
+                for i in stride(from: 0, to: count, by: 16) {
+                    let r = weightRow16(t0.loadUnaligned(fromByteOffset: 4 * i, as: Lanes.self),
+                                        t1.loadUnaligned(fromByteOffset: 4 * i, as: Lanes.self),
+                                        t2.loadUnaligned(fromByteOffset: 4 * i, as: Lanes.self))
+                    store16(r.0, p, i)
+                    store16(r.1, p + xiStride, i)
+                    store16(r.2, p + 2 * xiStride, i)
+                    store16(r.3, p + 3 * xiStride, i)
+                    store16(r.4, p + 4 * xiStride, i)
+                    store16(r.5, p + 5 * xiStride, i)
+                }
             }
         }
     }
 
     /// V[ξ, i, j] = (B^T d B)[ξ] for the 6x6 patch d of tile (tileRow, tiles.lowerBound + j) of every channel i
-    /// of `plane` [I, H, W] (zero outside the image); V rows are `ld` apart, ξ planes `channels * ld` apart.
+    /// of `plane` [I, H, W] (zero outside the image); V rows are `ld` apart, ξ planes `xiStride` apart.
     /// Writes up to 3 columns past the segment (lanes of the last group).
     static func transformInput(_ plane: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
                                tileRow ty: Int, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>, ld: Int,
-                               work: UnsafeMutablePointer<Float>) {
+                               xiStride: Int, work: UnsafeMutablePointer<Float>) {
         let n = tiles.count, s = phaseStride(n), len = 4 * s
         // q[ξy, φ, j] = (B^T d)[ξy] of input column x0 + 4 j + φ, d its six rows 4 ty - 1 ..< 4 ty + 5.
         let q = work
-        let x0 = 4 * tiles.lowerBound - 1, xiStride = channels * ld
+        let x0 = 4 * tiles.lowerBound - 1
         let y0 = 4 * ty - 1
         let valid = (0 ..< 6).map { y0 + $0 >= 0 && y0 + $0 < height }
         let v0 = valid[0], v1 = valid[1], v2 = valid[2], v3 = valid[3], v4 = valid[4], v5 = valid[5]
@@ -196,11 +210,11 @@ enum WinogradKernels {
     }
 
     /// out[o, 4 ty + py, 4 (tiles.lowerBound + j) + px] = bias[o] + (A^T M_oj A)[py, px] for every row o of
-    /// m [36, rows, ld] (ξ planes `rows * ld` apart), inside the H x W image; `out` is [rows, H, W].
-    static func transformOutput(_ m: UnsafePointer<Float>, ld: Int, rows: Int, bias: UnsafePointer<Float>?,
-                                height: Int, width: Int, tileRow ty: Int, tiles: Range<Int>,
-                                into out: UnsafeMutablePointer<Float>) {
-        let n = tiles.count, xiStride = rows * ld
+    /// m [36, ., ld] (rows `ld` apart, ξ planes `xiStride` apart), inside the H x W image; `out` is [rows, H, W].
+    static func transformOutput(_ m: UnsafePointer<Float>, ld: Int, xiStride: Int, rows: Int,
+                                bias: UnsafePointer<Float>?, height: Int, width: Int, tileRow ty: Int,
+                                tiles: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let n = tiles.count
         let outRows = min(4, height - 4 * ty)
         for o in 0 ..< rows {
             let src = m + o * ld

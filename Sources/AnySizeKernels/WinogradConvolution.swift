@@ -63,9 +63,15 @@ public struct WinogradConvolution: ConvolutionAlgorithm {
             let chunk = min(plan.chunkChannels, plan.outChannels - o0)
             // U_ξ [chunk, I] for output channels o0 ..< o0 + chunk.
             Parallel.forRanges(chunk) { range in
+                let work = UnsafeMutablePointer<Float>.allocate(
+                    capacity: WinogradKernels.weightWorkFloats(inputs: plan.inChannels))
+                defer { work.deallocate() }
                 WinogradKernels.transformWeights(pw, inChannels: plan.inChannels,
                                                  outChannels: o0 + range.lowerBound ..< o0 + range.upperBound,
-                                                 firstChannel: o0, rows: chunk, into: transformed)
+                                                 inputs: 0 ..< plan.inChannels,
+                                                 into: transformed + range.lowerBound * plan.inChannels,
+                                                 rowStride: plan.inChannels, xiStride: chunk * plan.inChannels,
+                                                 work: work)
             }
             let splitChannels = (chunk + plan.channelSplits - 1) / plan.channelSplits
             MatMul.withSingleThreadedBLAS {
@@ -98,7 +104,7 @@ public struct WinogradConvolution: ConvolutionAlgorithm {
             let plane = input + segment.image * i * plan.height * plan.width
             WinogradKernels.transformInput(plane, channels: i, height: plan.height, width: plan.width,
                                            tileRow: segment.tileRow, tiles: segment.tiles, into: scratch.v + segment.column,
-                                           ld: ld, work: scratch.work)
+                                           ld: ld, xiStride: i * ld, work: scratch.work)
         }
         // M_ξ [rows, count] = U_ξ [rows, I] x V_ξ [I, count]
         let rows = outChannels.count
@@ -108,7 +114,7 @@ public struct WinogradConvolution: ConvolutionAlgorithm {
         }
         for segment in segments {
             let plane = output + (segment.image * plan.outChannels + outChannels.lowerBound) * plan.height * plan.width
-            WinogradKernels.transformOutput(scratch.m + segment.column, ld: ld, rows: rows,
+            WinogradKernels.transformOutput(scratch.m + segment.column, ld: ld, xiStride: rows * ld, rows: rows,
                                             bias: bias.map { $0 + outChannels.lowerBound }, height: plan.height,
                                             width: plan.width, tileRow: segment.tileRow, tiles: segment.tiles,
                                             into: plane)
@@ -156,20 +162,31 @@ struct WinogradPlan {
     /// A run of tiles in one tile row of one image, and the GEMM column of its first tile.
     struct Segment {
         let image: Int, tileRow: Int, tiles: Range<Int>, column: Int
+
+        /// The tiles `first ..< first + count` (numbered image, tile row, tile column) as per-row segments,
+        /// columns counted from `first`.
+        static func covering(first: Int, count: Int, tileRows: Int, tileColumns: Int) -> [Segment] {
+            var result: [Segment] = []
+            var t = first
+            while t < first + count {
+                let row = t / tileColumns, tx = t % tileColumns
+                let n = min(tileColumns - tx, first + count - t)
+                result.append(Segment(image: row / tileRows, tileRow: row % tileRows, tiles: tx ..< tx + n,
+                                      column: t - first))
+                t += n
+            }
+            return result
+        }
+
+        /// Every tile of a batch, one segment per tile row.
+        static func all(tileRows: Int, tileColumns: Int, batch: Int) -> [Segment] {
+            covering(first: 0, count: batch * tileRows * tileColumns, tileRows: tileRows, tileColumns: tileColumns)
+        }
     }
 
     /// The tiles `first ..< first + count` (numbered image, tile row, tile column) as per-row segments.
     func segments(first: Int, count: Int) -> [Segment] {
-        var result: [Segment] = []
-        var t = first
-        while t < first + count {
-            let row = t / tileColumns, tx = t % tileColumns
-            let n = min(tileColumns - tx, first + count - t)
-            result.append(Segment(image: row / tileRows, tileRow: row % tileRows, tiles: tx ..< tx + n,
-                                  column: t - first))
-            t += n
-        }
-        return result
+        Segment.covering(first: first, count: count, tileRows: tileRows, tileColumns: tileColumns)
     }
 }
 

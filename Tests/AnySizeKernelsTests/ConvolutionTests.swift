@@ -34,6 +34,25 @@ final class ConvolutionTests: XCTestCase {
         return ([batch, outC, outH, outW], out)
     }
 
+    /// The layer keeps its weight taps-major: weight[o, ky, kx, i] = PyTorch's weight[o, i, ky, kx].
+    func testWeightIsKeptTapsMajor() {
+        var rng = TestRandom(seed: 61)
+        for (o, i, k) in [(3, 5, 3), (2, 7, 1), (4, 1, 3), (2, 3, 4)] {
+            let w = rng.tensor([o, i, k, k])
+            let conv = Conv2D(weight: w, bias: nil, padding: k / 2)
+            XCTAssertEqual(conv.weight.shape, [o, k, k, i])
+            let original = w.scalars, kept = conv.weight.scalars
+            for c in 0 ..< o {
+                for j in 0 ..< i {
+                    for t in 0 ..< k * k {
+                        XCTAssertEqual(kept[(c * k * k + t) * i + j], original[(c * i + j) * k * k + t],
+                                       "o \(c) i \(j) tap \(t) of [\(o), \(i), \(k), \(k)]")
+                    }
+                }
+            }
+        }
+    }
+
     func check(input: [Int], outChannels: Int, kernel: Int, stride: Int, padding: Int, bias: Bool,
                seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
         var rng = TestRandom(seed: seed)

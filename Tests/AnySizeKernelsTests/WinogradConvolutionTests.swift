@@ -32,7 +32,7 @@ final class WinogradConvolutionTests: XCTestCase {
     /// most `bound` and returns it.
     @discardableResult
     func check(input: [Int], outChannels: Int, bias: Bool, seed: UInt64,
-               algorithm: WinogradConvolution = WinogradConvolution(), bound: Double = 1e-5,
+               algorithm: ConvolutionAlgorithm = WinogradConvolution(), bound: Double = 1e-5,
                file: StaticString = #filePath, line: UInt = #line) -> Double {
         var rng = TestRandom(seed: seed)
         let x = rng.tensor(input)
@@ -45,7 +45,7 @@ final class WinogradConvolutionTests: XCTestCase {
         guard y.count == reference.count else { return .infinity }
         let (maxError, maxRef) = maxDifference(y, reference)
         let relative = maxError / max(maxRef, .leastNormalMagnitude)
-        print("winograd \(input) -> \(outChannels)\(bias ? " +bias" : ""): max-abs error \(maxError), "
+        print("\(type(of: algorithm)) \(input) -> \(outChannels)\(bias ? " +bias" : ""): max-abs error \(maxError), "
               + "max|ref| \(maxRef), relative \(relative)")
         XCTAssertLessThanOrEqual(relative, bound, "Winograd \(input) -> \(outChannels) exceeds its error bound",
                                  file: file, line: line)
@@ -82,6 +82,31 @@ final class WinogradConvolutionTests: XCTestCase {
         check(input: [2, 64, 9, 18], outChannels: 48, bias: true, seed: 30)
     }
 
+    /// The blocked algorithm on the same odd and tiny shapes: tile counts below, at and above one 16- and
+    /// 32-column micro-kernel call, output channels that are not a multiple of the kernel's 8 rows.
+    func testBlockedOddAndTinySizes() {
+        let blocked = BlockedWinogradConvolution()
+        check(input: [2, 5, 13, 7], outChannels: 7, bias: true, seed: 41, algorithm: blocked)
+        check(input: [1, 3, 6, 10], outChannels: 11, bias: false, seed: 42, algorithm: blocked)
+        check(input: [2, 9, 23, 37], outChannels: 13, bias: true, seed: 43, algorithm: blocked)    // 120 tiles
+        check(input: [3, 17, 9, 21], outChannels: 5, bias: true, seed: 44, algorithm: blocked)
+        check(input: [3, 7, 1, 1], outChannels: 5, bias: true, seed: 45, algorithm: blocked)
+        check(input: [2, 9, 2, 2], outChannels: 3, bias: true, seed: 46, algorithm: blocked)
+        check(input: [1, 6, 5, 1], outChannels: 2, bias: true, seed: 47, algorithm: blocked)
+        check(input: [2, 8, 16, 16], outChannels: 16, bias: true, seed: 48, algorithm: blocked)     // 32 tiles
+        check(input: [1, 8, 20, 16], outChannels: 9, bias: false, seed: 49, algorithm: blocked)     // 20 tiles
+    }
+
+    /// Blocks smaller than the layer: several input blocks accumulate into M (including a short last block),
+    /// several output blocks per worker, and a last output block with padded rows.
+    func testBlockedBlockingKeepsAccuracy() {
+        for (outBlock, inBlock) in [(8, 1), (8, 5), (16, 7), (24, 19), (32, 128)] {
+            check(input: [2, 19, 17, 27], outChannels: 23, bias: true, seed: 50,
+                  algorithm: BlockedWinogradConvolution(outBlock: outBlock, inBlock: inBlock))
+        }
+        check(input: [2, 64, 9, 18], outChannels: 48, bias: true, seed: 51, algorithm: BlockedWinogradConvolution())
+    }
+
     func testAutomaticChoice() {
         var rng = TestRandom(seed: 31)
         let auto = AutomaticConvolution()
@@ -89,20 +114,22 @@ final class WinogradConvolutionTests: XCTestCase {
         let strided = Conv2D(weight: rng.tensor([8, 64, 3, 3]), bias: nil, stride: 2, padding: 1)
         let pointwise = Conv2D(weight: rng.tensor([8, 64, 1, 1]), bias: nil)
         let fewChannels = Conv2D(weight: rng.tensor([8, 4, 3, 3]), bias: nil, stride: 1, padding: 1)
-        XCTAssertTrue(auto.usesWinograd(layer: conv3, inputShape: [2, 64, 64, 64]))
-        XCTAssertTrue(auto.usesWinograd(layer: conv3, inputShape: [2, 64, 32, 32]))    // 128 tiles
-        XCTAssertFalse(auto.usesWinograd(layer: conv3, inputShape: [2, 64, 16, 16]))   // 32 tiles
+        XCTAssertTrue(auto.algorithm(layer: conv3, inputShape: [2, 64, 64, 64]) is WinogradConvolution)
+        XCTAssertTrue(auto.algorithm(layer: conv3, inputShape: [1, 64, 64, 64]) is WinogradConvolution)  // 256 tiles
+        XCTAssertTrue(auto.algorithm(layer: conv3, inputShape: [2, 64, 32, 32]) is BlockedWinogradConvolution)
+        XCTAssertTrue(auto.algorithm(layer: conv3, inputShape: [1, 64, 16, 16]) is BlockedWinogradConvolution)
+        XCTAssertFalse(auto.usesWinograd(layer: conv3, inputShape: [2, 64, 8, 8]))      // 8 tiles
         XCTAssertFalse(auto.usesWinograd(layer: strided, inputShape: [2, 64, 64, 64]))
         XCTAssertFalse(auto.usesWinograd(layer: pointwise, inputShape: [2, 64, 64, 64]))
         XCTAssertFalse(auto.usesWinograd(layer: fewChannels, inputShape: [2, 4, 64, 64]))
-        // Both paths of the default layer algorithm agree with the direct convolution.
-        let x = rng.tensor([1, 64, 48, 48])     // 144 tiles
+        // Every path of the default layer algorithm agrees with the direct convolution.
         let w = rng.tensor([6, 64, 3, 3], -0.1, 0.1)
-        let expected = directConvolution(x, w, nil)
-        XCTAssertTrue(auto.usesWinograd(layer: Conv2D(weight: w, bias: nil, padding: 1), inputShape: x.shape))
-        assertClose(Conv2D(weight: w, bias: nil, padding: 1)(x), expected, tolerance: 1e-5, "automatic (Winograd)")
-        let small = rng.tensor([1, 64, 8, 8])
-        assertClose(Conv2D(weight: w, bias: nil, padding: 1)(small), directConvolution(small, w, nil),
-                    tolerance: 1e-5, "automatic (im2col)")
+        let layer = Conv2D(weight: w, bias: nil, padding: 1)
+        for (shape, expected) in [([1, 64, 68, 64], "WinogradConvolution"), ([1, 64, 48, 48], "BlockedWinogradConvolution"),
+                                  ([1, 64, 8, 8], "Im2ColConvolution")] {
+            let x = rng.tensor(shape)
+            XCTAssertEqual("\(type(of: auto.algorithm(layer: layer, inputShape: shape)))", expected)
+            assertClose(layer(x), directConvolution(x, w, nil), tolerance: 1e-5, "automatic (\(expected))")
+        }
     }
 }

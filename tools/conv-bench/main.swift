@@ -4,7 +4,8 @@
 //   .build/release/conv-bench                       # the default layer list
 //   .build/release/conv-bench 320:320:64:64:2 ...   # in:out:height:width:batch
 //   options: --repeats N (default 3), --tiles T (Winograd tiles per block), --scratch-mb S,
-//            --winograd-only (skip im2col, e.g. under a profiler)
+//            --winograd-only (skip im2col, e.g. under a profiler),
+//            --blocked (BlockedWinogradConvolution instead of WinogradConvolution)
 //
 // Runs the two algorithms alternately (the machine is shared), prints the median seconds of each and the
 // effective GFLOP/s = direct-convolution FLOPs (2 * O * I * 9 * H * W * B) / seconds, plus the max difference
@@ -20,12 +21,14 @@ var repeats = 3
 var tilesPerBlock = WinogradConvolution().tilesPerBlock
 var scratchBytes = WinogradConvolution().maxScratchBytes
 var winogradOnly = false
+var blocked = false
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
     case "--repeats": repeats = Int(arguments.popFirst() ?? "") ?? repeats
     case "--tiles": tilesPerBlock = Int(arguments.popFirst() ?? "") ?? tilesPerBlock
     case "--winograd-only": winogradOnly = true
+    case "--blocked": blocked = true
     case "--scratch-mb": scratchBytes = (Int(arguments.popFirst() ?? "") ?? 64) << 20
     default:
         let v = argument.split(separator: ":").compactMap { Int($0) }
@@ -73,7 +76,8 @@ func seconds(_ body: () -> Tensor) -> (Double, Tensor) {
     return (Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9, out)
 }
 
-let winograd = WinogradConvolution(maxScratchBytes: scratchBytes, tilesPerBlock: tilesPerBlock)
+let winograd: ConvolutionAlgorithm = blocked ? BlockedWinogradConvolution()
+    : WinogradConvolution(maxScratchBytes: scratchBytes, tilesPerBlock: tilesPerBlock)
 print("BLAS core \(MatMul.blasCoreName), \(Parallel.threadCount) threads, Winograd tiles/block \(tilesPerBlock), "
       + "scratch \(scratchBytes >> 20) MB, \(repeats) repeats (median)")
 print("layer (in->out @ HxW xB)         tiles   im2col s  GFLOP/s   winograd s  GFLOP/s   speed-up  max rel diff")

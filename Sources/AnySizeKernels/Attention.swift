@@ -38,7 +38,8 @@ public struct AttentionChunking: Sendable, Equatable {
 
     /// Scratch bytes one worker thread holds for blocks of `queryChunk` x `keyChunk`:
     /// the logits block plus three running statistics (max, sum, entropy term) per query,
-    /// `4 * queryChunk * (keyChunk + 3)`. The output accumulator is the result tensor itself.
+    /// `4 * queryChunk * (keyChunk + 3)`. Besides this quadratic term a worker holds O(N d) buffers: the packed
+    /// K and V of one head (about `4 * keys * (2 d + 16)` bytes) and a `queryChunk x d` output accumulator.
     public static func scratchBytesPerWorker(queryChunk: Int, keyChunk: Int) -> Int {
         MemoryLayout<Float>.size * queryChunk * (keyChunk + 3)
     }
@@ -73,10 +74,10 @@ public enum ScaledDotProductAttention {
     /// -> [B, Nq, heads*D]. If `entropy` is non-nil it receives the mean over batch, heads and queries of
     /// -sum_k p ln p of each query's attention probabilities (masked keys excluded).
     ///
-    /// Heads stay packed in the channel axis (strided GEMMs, no head-splitting copies). Work is split over
-    /// (batch, head, query chunk) items across `Parallel.threadCount` workers, each running single-threaded
-    /// BLAS (measured faster than a sequential loop over multithreaded BLAS, and far faster than letting
-    /// both thread); a single item runs on the calling thread with multithreaded BLAS.
+    /// Heads stay packed in the channel axis (no head-splitting copies of the tensors). Work is split over
+    /// (batch, head, query chunk) items across `Parallel.threadCount` workers; each worker packs K and V of
+    /// its current head once and runs register-blocked tiles (`AttentionTiles`) for Q K^T and P V, which
+    /// replaced BLAS here (OpenBLAS re-packed every 1 MB P block and every K panel: a fifth of the time).
     /// A query whose keys are all masked gets a zero output row and zero entropy.
     public static func compute(query: Tensor, key: Tensor, value: Tensor, heads: Int,
                                modifier: (any AttentionLogitModifier)? = nil,
@@ -91,11 +92,11 @@ public enum ScaledDotProductAttention {
         precondition(key.shape == [batch, keys, channels] && value.shape == key.shape,
                      "attention key \(key.shape) / value \(value.shape) do not fit query \(query.shape)")
         precondition(heads >= 1 && channels % heads == 0, "\(channels) channels do not split into \(heads) heads")
-        let out = Tensor(zeros: [batch, queries, channels])  // [B, Nq, heads*D]
         guard batch > 0, queries > 0, channels > 0 else {
             entropy?.pointee = 0
-            return out
+            return Tensor(zeros: [batch, queries, channels])
         }
+        let out = Tensor(uninitialized: [batch, queries, channels])  // [B, Nq, heads*D], every row written
         let block = blockShape(chunking: chunking, queries: queries, keys: keys)
         let problem = Problem(query: query.pointer, key: key.pointer, value: value.pointer, out: out.pointer,
                               heads: heads, queries: queries, keys: keys, channels: channels,
@@ -105,14 +106,8 @@ public enum ScaledDotProductAttention {
         let workers = min(Parallel.threadCount, items)
         var partialEntropy = [Double](repeating: 0, count: workers)
         partialEntropy.withUnsafeMutableBufferPointer { partial in
-            if workers == 1 {
-                partial[0] = problem.run(items: 0 ..< items)  // one item: BLAS may use every core itself
-            } else {
-                MatMul.withSingleThreadedBLAS {
-                    Parallel.forEach(workers) { w in
-                        partial[w] = problem.run(items: items * w / workers ..< items * (w + 1) / workers)
-                    }
-                }
+            Parallel.forEach(workers) { w in
+                partial[w] = problem.run(items: items * w / workers ..< items * (w + 1) / workers)
             }
         }
         entropy?.pointee = partialEntropy.reduce(0, +) / Double(batch * heads * queries)
@@ -128,8 +123,8 @@ extension ScaledDotProductAttention {
     /// The block the kernel works on: within `chunking` (the memory bound), at most `cacheKeyColumns` keys and
     /// about 2^18 logits. Each query row's result is the same whatever the block shape (online softmax), so
     /// the shape is a speed choice only. Square-ish blocks (256 x 1024 rather than 64 x 4096 at SD's level 0)
-    /// let OpenBLAS pack each K and V panel once per 256 queries instead of once per 64: packing was a quarter
-    /// of the attention time. Smaller blocks also spread work evenly over the threads.
+    /// keep the logits block, the packed K and V slices and the accumulator within L2; smaller blocks also
+    /// spread work evenly over the threads.
     public static func blockShape(chunking: AttentionChunking, queries: Int, keys: Int) -> AttentionChunking {
         let keyBlock = min(chunking.keyChunk, max(keys, 1), cacheKeyColumns)
         let queryBlock = min(chunking.queryChunk, max(queries, 1), max(16, (1 << 18) / keyBlock))
@@ -167,14 +162,27 @@ private struct Problem {
     var queryChunks: Int { (queries + queryChunk - 1) / queryChunk }
 
     /// Computes the output rows of `items` (index = (b * heads + h) * queryChunks + chunk) and returns the
-    /// sum of their rows' entropies (0 unless `wantsEntropy`). Allocates this worker's scratch once.
+    /// sum of their rows' entropies (0 unless `wantsEntropy`). Allocates this worker's scratch once: the
+    /// logits block (rows padded to whole key panels), the running statistics, the packed Q_c, K_c and V_c
+    /// (`AttentionTiles`) and the output accumulator a (`dPad` columns).
     func run(items: Range<Int>) -> Double {
-        let d = headDim
-        let logits = UnsafeMutablePointer<Float>.allocate(capacity: queryChunk * keyChunk)
+        let d = headDim, dPad = AttentionTiles.roundUp(d, 16)
+        // Logits row stride: whole key panels plus 16 floats, so that the 8 rows a P V tile reads are not
+        // 4 KB apart (same L1 set) when the block has 1024 keys.
+        let stride = AttentionTiles.roundUp(keyChunk, AttentionTiles.keyPanel) + 16
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: queryChunk * stride)
         let stats = UnsafeMutablePointer<Float>.allocate(capacity: 3 * queryChunk)
+        let packedQ = UnsafeMutablePointer<Float>.allocate(capacity: AttentionTiles.roundUp(queryChunk, AttentionTiles.logitRows) * d)
+        // K^T and V of the current head, packed once per (batch, head) (consecutive items share it): K in
+        // panels per key block (block kb at kb * panelBlock), V as rows of dPad.
+        let keyBlocks = (keys + keyChunk - 1) / keyChunk
+        let panelBlock = AttentionTiles.roundUp(keyChunk, AttentionTiles.keyPanel) * d
+        let packedK = UnsafeMutablePointer<Float>.allocate(capacity: keyBlocks * panelBlock)
+        let packedV = UnsafeMutablePointer<Float>.allocate(capacity: keys * dPad)
+        var packedHead = -1
+        let acc = UnsafeMutablePointer<Float>.allocate(capacity: queryChunk * dPad)
         defer {
-            logits.deallocate()
-            stats.deallocate()
+            for buffer in [logits, stats, packedQ, packedK, packedV, acc] { buffer.deallocate() }
         }
         let rowMax = stats, rowSum = stats + queryChunk, rowEntropy = stats + 2 * queryChunk
         let alpha = 1 / Float(d).squareRoot()
@@ -184,34 +192,44 @@ private struct Problem {
             let h = bh % heads, b = bh / heads
             let q0 = chunk * queryChunk, q1 = min(q0 + queryChunk, queries), mq = q1 - q0
             let qBase = query + (b * queries + q0) * channels + h * d  // rows of Q_c, stride channels
-            let oBase = out + (b * queries + q0) * channels + h * d    // accumulator a, stride channels
+            let oBase = out + (b * queries + q0) * channels + h * d    // output rows, stride channels
+            AttentionTiles.packQueries(qBase, stride: channels, rows: mq, headDim: d, into: packedQ)
+            if bh != packedHead {
+                let kHead = key + b * keys * channels + h * d, vHead = value + b * keys * channels + h * d
+                for kb in 0 ..< keyBlocks {
+                    let k0 = kb * keyChunk
+                    AttentionTiles.packKeys(kHead + k0 * channels, stride: channels, keys: min(keyChunk, keys - k0),
+                                            headDim: d, into: packedK + kb * panelBlock)
+                }
+                AttentionTiles.packValues(vHead, stride: channels, keys: keys, headDim: d, paddedDim: dPad, into: packedV)
+                packedHead = bh
+            }
             rowMax.update(repeating: -.infinity, count: mq)
             rowSum.update(repeating: 0, count: mq)
             rowEntropy.update(repeating: 0, count: mq)
+            acc.update(repeating: 0, count: mq * dPad)
             var k0 = 0
             while k0 < keys {
                 let k1 = min(k0 + keyChunk, keys), mk = k1 - k0
                 defer { k0 = k1 }
                 if let modifier, !modifier.isBlockActive(queries: q0 ..< q1, keys: k0 ..< k1) { continue }
-                let kBase = key + (b * keys + k0) * channels + h * d
-                let vBase = value + (b * keys + k0) * channels + h * d
-                // l = Q_c K_c^T / sqrt(d)   [mq, mk]
-                MatMul.gemm(transB: true, m: mq, n: mk, k: d, alpha: alpha,
-                            a: qBase, lda: channels, b: kBase, ldb: channels, c: logits, ldc: mk)
-                modifier?.adjust(logits, stride: mk, queries: q0 ..< q1, keys: k0 ..< k1)
+                // l = Q_c K_c^T / sqrt(d)   [mq, mk], row stride `stride`
+                AttentionTiles.logits(queries: packedQ, rows: mq, keys: packedK + k0 / keyChunk * panelBlock, count: mk, headDim: d, alpha: alpha,
+                                      logits: logits, stride: stride)
+                modifier?.adjust(logits, stride: stride, queries: q0 ..< q1, keys: k0 ..< k1)
                 for i in 0 ..< mq {
-                    updateRow(logits + i * mk, count: mk, max: rowMax + i, sum: rowSum + i,
-                              entropy: rowEntropy + i, accumulator: oBase + i * channels, headDim: d)
+                    updateRow(logits + i * stride, count: mk, max: rowMax + i, sum: rowSum + i,
+                              entropy: rowEntropy + i, accumulator: acc + i * dPad, headDim: dPad)
                 }
-                // a += P V_c   [mq, d]
-                MatMul.gemm(m: mq, n: d, k: mk, a: logits, lda: mk, b: vBase, ldb: channels,
-                            beta: 1, c: oBase, ldc: channels)
+                // a += P V_c   [mq, dPad]
+                AttentionTiles.accumulate(p: logits, pStride: stride, rows: mq, keys: mk, values: packedV + k0 * dPad,
+                                          paddedDim: dPad, acc: acc)
             }
             for i in 0 ..< mq {
                 let s = rowSum[i]
-                let row = oBase + i * channels
+                let row = oBase + i * channels, source = acc + i * dPad
                 let inverse: Float = s > 0 ? 1 / s : 0
-                for j in 0 ..< d { row[j] *= inverse }
+                for j in 0 ..< d { row[j] = source[j] * inverse }
                 // H = -sum p ln p = ln s - t / s with t = sum e^{l-m} (l - m)
                 if wantsEntropy && s > 0 { entropySum += Double(log(s)) - Double(rowEntropy[i]) / Double(s) }
             }
@@ -251,29 +269,24 @@ private struct Problem {
 
     /// p = e^{l - shift} in place; returns (sum p, sum p (l - shift)) with masked keys (l = -inf) giving p = 0
     /// and no entropy term. The second sum is 0 unless `wantsEntropy`. `shift` is the row maximum, so every
-    /// exponent is <= 0 (`VectorExp.expNonPositive`, 16 lanes).
+    /// exponent is <= 0 (`VectorExp.expNonPositive`, 16 lanes). `row` must have room for `count` rounded up
+    /// to 16 (the last vector is read and written whole; lanes past `count` get 0).
     /// Kept out of line so that the exponential inlines into this small loop (the optimiser leaves it
     /// out of line in the large `run`).
     @inline(never)
     private func exponentiate(_ row: UnsafeMutablePointer<Float>, count: Int, shift: Float) -> (Float, Float) {
         let shiftLanes = SIMD16<Float>(repeating: shift)
+        let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
         var s = SIMD16<Float>(), t = SIMD16<Float>()
         var j = 0
-        while j + 16 <= count {
-            let x = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self) - shiftLanes
-            let p = VectorExp.expNonPositive(x)
+        while j < count {
+            var x = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD16<Float>.self) - shiftLanes
+            if j + 16 > count { x.replace(with: -.infinity, where: lanes .>= SIMD16(repeating: Int32(count - j))) }
+            let p = VectorExp.expNonPositive(x)  // one call site, so that it inlines
             UnsafeMutableRawPointer(row + j).storeBytes(of: p, as: SIMD16<Float>.self)
             s += p
             if wantsEntropy { t += (p * x).replacing(with: 0, where: p .== 0) }
             j += 16
-        }
-        if j < count {
-            var x = SIMD16<Float>(repeating: -.infinity)
-            for lane in 0 ..< count - j { x[lane] = row[j + lane] - shift }
-            let p = VectorExp.expNonPositive(x)
-            for lane in 0 ..< count - j { row[j + lane] = p[lane] }
-            s += p
-            if wantsEntropy { t += (p * x).replacing(with: 0, where: p .== 0) }
         }
         return (s.sum(), t.sum())
     }

@@ -233,6 +233,37 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// The register tiles: head dims whose padded width takes each column-group path (16 -> one vector,
+    /// 20 and 64 -> two, 40 -> three, 80 -> three + two, 160 -> 3 + 3 + 2 + 2), query counts that are not
+    /// multiples of the 12- and 8-row tiles, and key counts ending in a half panel (77 = 64 + 13), a
+    /// partial full panel (50 = 32 + 18) or crossing the 128-key value slices (300); plain, masked, with entropy.
+    func testHeadDimsAndOddSizesMatchNaive() {
+        for (d, queries, keys) in [(16, 33, 77), (20, 33, 50), (40, 33, 77), (40, 45, 300), (64, 25, 77),
+                                   (80, 33, 50), (160, 19, 300)] {
+            let s = Case(batch: 2, heads: 2, headDim: d, queries: queries, keys: keys)
+            checkAgainstReference(s, seed: UInt64(300 + d + keys), modifier: nil, label: "d=\(d) plain")
+            checkAgainstReference(s, seed: UInt64(400 + d + keys), modifier: sparseMask, label: "d=\(d) sparse mask")
+        }
+    }
+
+    /// A single worker (every item on one thread, K and V packed once per head and reused across query chunks)
+    /// equals the parallel split for SD's level-0 head dim.
+    func testSingleWorkerMatchesParallelHeadDim40() {
+        let s = Case(batch: 2, heads: 3, headDim: 40, queries: 70, keys: 90)
+        let (q, k, v) = operands(s, seed: 95)
+        let chunking = AttentionChunking(queryChunk: 13, keyChunk: 40)
+        var parallelEntropy = 0.0, singleEntropy = 0.0
+        let parallel = ScaledDotProductAttention.compute(query: q, key: k, value: v, heads: s.heads, chunking: chunking,
+                                                         entropy: &parallelEntropy)
+        let saved = Parallel.threadCount
+        Parallel.threadCount = 1
+        defer { Parallel.threadCount = saved }
+        let single = ScaledDotProductAttention.compute(query: q, key: k, value: v, heads: s.heads, chunking: chunking,
+                                                       entropy: &singleEntropy)
+        XCTAssertLessThan(maxAbsDifference(single, parallel), 1e-6)
+        XCTAssertEqual(singleEntropy, parallelEntropy, accuracy: 1e-9)
+    }
+
     func testSingleWorkerMatchesParallel() {
         let s = squareShape
         let (q, k, v) = operands(s, seed: 91)

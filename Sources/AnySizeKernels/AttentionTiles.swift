@@ -9,6 +9,18 @@
 /// and each tile keeps its accumulators in SIMD16 registers (24 of the 32 zmm registers on AVX-512) across
 /// the whole reduction: 12 queries x 32 keys over d for the logits, 8 queries x 48 columns over mk for P V.
 enum AttentionTiles {
+    /// acc + a * b: `MicroKernel.multiplyAdd` (fused where the build targets a CPU with FMA).
+    @inline(__always)
+    static func fma(_ acc: SIMD16<Float>, _ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+        MicroKernel.multiplyAdd(acc, a, b)
+    }
+
+    /// acc + a * b with the scalar `a` broadcast.
+    @inline(__always)
+    static func fma(_ acc: SIMD16<Float>, _ a: Float, _ b: SIMD16<Float>) -> SIMD16<Float> {
+        MicroKernel.multiplyAdd(acc, SIMD16(repeating: a), b)
+    }
+
     /// Query rows per logits tile.
     static let logitRows = 12
     /// Keys per logits tile (two vectors): the panel width of the packed keys and the logits row padding.
@@ -102,18 +114,18 @@ enum AttentionTiles {
         var q = qt, k = UnsafeRawPointer(kt)
         for _ in 0 ..< d {
             let k0 = k.load(as: SIMD16<Float>.self), k1 = k.load(fromByteOffset: 64, as: SIMD16<Float>.self)
-            a0 = a0.addingProduct(q[0], k0); b0 = b0.addingProduct(q[0], k1)
-            a1 = a1.addingProduct(q[1], k0); b1 = b1.addingProduct(q[1], k1)
-            a2 = a2.addingProduct(q[2], k0); b2 = b2.addingProduct(q[2], k1)
-            a3 = a3.addingProduct(q[3], k0); b3 = b3.addingProduct(q[3], k1)
-            a4 = a4.addingProduct(q[4], k0); b4 = b4.addingProduct(q[4], k1)
-            a5 = a5.addingProduct(q[5], k0); b5 = b5.addingProduct(q[5], k1)
-            a6 = a6.addingProduct(q[6], k0); b6 = b6.addingProduct(q[6], k1)
-            a7 = a7.addingProduct(q[7], k0); b7 = b7.addingProduct(q[7], k1)
-            a8 = a8.addingProduct(q[8], k0); b8 = b8.addingProduct(q[8], k1)
-            a9 = a9.addingProduct(q[9], k0); b9 = b9.addingProduct(q[9], k1)
-            a10 = a10.addingProduct(q[10], k0); b10 = b10.addingProduct(q[10], k1)
-            a11 = a11.addingProduct(q[11], k0); b11 = b11.addingProduct(q[11], k1)
+            a0 = fma(a0, q[0], k0); b0 = fma(b0, q[0], k1)
+            a1 = fma(a1, q[1], k0); b1 = fma(b1, q[1], k1)
+            a2 = fma(a2, q[2], k0); b2 = fma(b2, q[2], k1)
+            a3 = fma(a3, q[3], k0); b3 = fma(b3, q[3], k1)
+            a4 = fma(a4, q[4], k0); b4 = fma(b4, q[4], k1)
+            a5 = fma(a5, q[5], k0); b5 = fma(b5, q[5], k1)
+            a6 = fma(a6, q[6], k0); b6 = fma(b6, q[6], k1)
+            a7 = fma(a7, q[7], k0); b7 = fma(b7, q[7], k1)
+            a8 = fma(a8, q[8], k0); b8 = fma(b8, q[8], k1)
+            a9 = fma(a9, q[9], k0); b9 = fma(b9, q[9], k1)
+            a10 = fma(a10, q[10], k0); b10 = fma(b10, q[10], k1)
+            a11 = fma(a11, q[11], k0); b11 = fma(b11, q[11], k1)
             q += logitRows
             k += keyPanel * MemoryLayout<Float>.size
         }
@@ -138,10 +150,10 @@ enum AttentionTiles {
         var q = qt, k = UnsafeRawPointer(kt)
         for _ in 0 ..< d {
             let k0 = k.load(as: SIMD16<Float>.self)
-            a0 = a0.addingProduct(q[0], k0); a1 = a1.addingProduct(q[1], k0); a2 = a2.addingProduct(q[2], k0)
-            a3 = a3.addingProduct(q[3], k0); a4 = a4.addingProduct(q[4], k0); a5 = a5.addingProduct(q[5], k0)
-            a6 = a6.addingProduct(q[6], k0); a7 = a7.addingProduct(q[7], k0); a8 = a8.addingProduct(q[8], k0)
-            a9 = a9.addingProduct(q[9], k0); a10 = a10.addingProduct(q[10], k0); a11 = a11.addingProduct(q[11], k0)
+            a0 = fma(a0, q[0], k0); a1 = fma(a1, q[1], k0); a2 = fma(a2, q[2], k0)
+            a3 = fma(a3, q[3], k0); a4 = fma(a4, q[4], k0); a5 = fma(a5, q[5], k0)
+            a6 = fma(a6, q[6], k0); a7 = fma(a7, q[7], k0); a8 = fma(a8, q[8], k0)
+            a9 = fma(a9, q[9], k0); a10 = fma(a10, q[10], k0); a11 = fma(a11, q[11], k0)
             q += logitRows
             k += keyPanel * MemoryLayout<Float>.size
         }
@@ -182,14 +194,14 @@ enum AttentionTiles {
         for k in 0 ..< keys {
             let v0 = vk.load(as: SIMD16<Float>.self), v1 = vk.load(fromByteOffset: 64, as: SIMD16<Float>.self)
             let v2 = vk.load(fromByteOffset: 128, as: SIMD16<Float>.self)
-            a0 = a0.addingProduct(p0[k], v0); b0 = b0.addingProduct(p0[k], v1); c0 = c0.addingProduct(p0[k], v2)
-            a1 = a1.addingProduct(p1[k], v0); b1 = b1.addingProduct(p1[k], v1); c1 = c1.addingProduct(p1[k], v2)
-            a2 = a2.addingProduct(p2[k], v0); b2 = b2.addingProduct(p2[k], v1); c2 = c2.addingProduct(p2[k], v2)
-            a3 = a3.addingProduct(p3[k], v0); b3 = b3.addingProduct(p3[k], v1); c3 = c3.addingProduct(p3[k], v2)
-            a4 = a4.addingProduct(p4[k], v0); b4 = b4.addingProduct(p4[k], v1); c4 = c4.addingProduct(p4[k], v2)
-            a5 = a5.addingProduct(p5[k], v0); b5 = b5.addingProduct(p5[k], v1); c5 = c5.addingProduct(p5[k], v2)
-            a6 = a6.addingProduct(p6[k], v0); b6 = b6.addingProduct(p6[k], v1); c6 = c6.addingProduct(p6[k], v2)
-            a7 = a7.addingProduct(p7[k], v0); b7 = b7.addingProduct(p7[k], v1); c7 = c7.addingProduct(p7[k], v2)
+            a0 = fma(a0, p0[k], v0); b0 = fma(b0, p0[k], v1); c0 = fma(c0, p0[k], v2)
+            a1 = fma(a1, p1[k], v0); b1 = fma(b1, p1[k], v1); c1 = fma(c1, p1[k], v2)
+            a2 = fma(a2, p2[k], v0); b2 = fma(b2, p2[k], v1); c2 = fma(c2, p2[k], v2)
+            a3 = fma(a3, p3[k], v0); b3 = fma(b3, p3[k], v1); c3 = fma(c3, p3[k], v2)
+            a4 = fma(a4, p4[k], v0); b4 = fma(b4, p4[k], v1); c4 = fma(c4, p4[k], v2)
+            a5 = fma(a5, p5[k], v0); b5 = fma(b5, p5[k], v1); c5 = fma(c5, p5[k], v2)
+            a6 = fma(a6, p6[k], v0); b6 = fma(b6, p6[k], v1); c6 = fma(c6, p6[k], v2)
+            a7 = fma(a7, p7[k], v0); b7 = fma(b7, p7[k], v1); c7 = fma(c7, p7[k], v2)
             vk += vStride * MemoryLayout<Float>.size
         }
         @inline(__always) func add(_ i: Int, _ a: SIMD16<Float>, _ b: SIMD16<Float>, _ c: SIMD16<Float>) {
@@ -217,14 +229,14 @@ enum AttentionTiles {
         var vk = UnsafeRawPointer(v)
         for k in 0 ..< keys {
             let v0 = vk.load(as: SIMD16<Float>.self), v1 = vk.load(fromByteOffset: 64, as: SIMD16<Float>.self)
-            a0 = a0.addingProduct(p0[k], v0); b0 = b0.addingProduct(p0[k], v1)
-            a1 = a1.addingProduct(p1[k], v0); b1 = b1.addingProduct(p1[k], v1)
-            a2 = a2.addingProduct(p2[k], v0); b2 = b2.addingProduct(p2[k], v1)
-            a3 = a3.addingProduct(p3[k], v0); b3 = b3.addingProduct(p3[k], v1)
-            a4 = a4.addingProduct(p4[k], v0); b4 = b4.addingProduct(p4[k], v1)
-            a5 = a5.addingProduct(p5[k], v0); b5 = b5.addingProduct(p5[k], v1)
-            a6 = a6.addingProduct(p6[k], v0); b6 = b6.addingProduct(p6[k], v1)
-            a7 = a7.addingProduct(p7[k], v0); b7 = b7.addingProduct(p7[k], v1)
+            a0 = fma(a0, p0[k], v0); b0 = fma(b0, p0[k], v1)
+            a1 = fma(a1, p1[k], v0); b1 = fma(b1, p1[k], v1)
+            a2 = fma(a2, p2[k], v0); b2 = fma(b2, p2[k], v1)
+            a3 = fma(a3, p3[k], v0); b3 = fma(b3, p3[k], v1)
+            a4 = fma(a4, p4[k], v0); b4 = fma(b4, p4[k], v1)
+            a5 = fma(a5, p5[k], v0); b5 = fma(b5, p5[k], v1)
+            a6 = fma(a6, p6[k], v0); b6 = fma(b6, p6[k], v1)
+            a7 = fma(a7, p7[k], v0); b7 = fma(b7, p7[k], v1)
             vk += vStride * MemoryLayout<Float>.size
         }
         @inline(__always) func add(_ i: Int, _ a: SIMD16<Float>, _ b: SIMD16<Float>) {
@@ -248,10 +260,10 @@ enum AttentionTiles {
         var vk = UnsafeRawPointer(v)
         for k in 0 ..< keys {
             let v0 = vk.load(as: SIMD16<Float>.self)
-            a0 = a0.addingProduct(p0[k], v0); a1 = a1.addingProduct(p1[k], v0)
-            a2 = a2.addingProduct(p2[k], v0); a3 = a3.addingProduct(p3[k], v0)
-            a4 = a4.addingProduct(p4[k], v0); a5 = a5.addingProduct(p5[k], v0)
-            a6 = a6.addingProduct(p6[k], v0); a7 = a7.addingProduct(p7[k], v0)
+            a0 = fma(a0, p0[k], v0); a1 = fma(a1, p1[k], v0)
+            a2 = fma(a2, p2[k], v0); a3 = fma(a3, p3[k], v0)
+            a4 = fma(a4, p4[k], v0); a5 = fma(a5, p5[k], v0)
+            a6 = fma(a6, p6[k], v0); a7 = fma(a7, p7[k], v0)
             vk += vStride * MemoryLayout<Float>.size
         }
         @inline(__always) func add(_ i: Int, _ a: SIMD16<Float>) {

@@ -13,6 +13,6 @@ struct AnySizeCommand: ParsableCommand {
     static var _errorPrefix: String { "error: " }
 }
 
-// OpenBLAS picks its kernels when it loads; switch to the CPU's best ones before any work (see BLASCoreSelection).
-BLASCoreSelection.reexecuteWithPreferredCoreIfNeeded()
+// OpenBLAS reads its kernel family and thread timeout when it loads; set them before any work (BLASCoreSelection).
+BLASCoreSelection.reexecuteWithPreferredSettingsIfNeeded()
 AnySizeCommand.main()

@@ -147,4 +147,23 @@ final class BenchTests: XCTestCase {
         XCTAssertNil(BLASCoreSelection.coreToSwitchTo(environment: [:], loadedCore: "Haswell",
                                                       configuration: "OpenBLAS 0.3.21 Haswell", cpuFlags: avx512))
     }
+
+    func testBLASEnvironmentAddsTheThreadTimeoutUnlessSet() {
+        let avx512: Set<String> = ["avx2", "fma", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
+        let dynamic = "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Prescott MAX_THREADS=64"
+        XCTAssertEqual(BLASCoreSelection.environmentToSet(environment: [:], loadedCore: "Prescott", configuration: dynamic,
+                                                          cpuFlags: avx512),
+                       ["OPENBLAS_CORETYPE": "SkylakeX", "OPENBLAS_THREAD_TIMEOUT": BLASCoreSelection.threadTimeout])
+        // After the re-execution both are set: nothing more to do (no second re-execution).
+        XCTAssertEqual(BLASCoreSelection.environmentToSet(
+            environment: ["OPENBLAS_CORETYPE": "SkylakeX", "OPENBLAS_THREAD_TIMEOUT": "4"], loadedCore: "SkylakeX",
+            configuration: dynamic, cpuFlags: avx512), [:])
+        XCTAssertEqual(BLASCoreSelection.environmentToSet(environment: ["OPENBLAS_THREAD_TIMEOUT": "28"],
+                                                          loadedCore: "SkylakeX", configuration: dynamic, cpuFlags: avx512), [:])
+        XCTAssertEqual(BLASCoreSelection.environmentToSet(environment: [:], loadedCore: "SkylakeX",
+                                                          configuration: dynamic, cpuFlags: avx512),
+                       ["OPENBLAS_THREAD_TIMEOUT": BLASCoreSelection.threadTimeout])
+        XCTAssertEqual(BLASCoreSelection.environmentToSet(environment: [BLASCoreSelection.optOutVariable: "1"],
+                                                          loadedCore: "Prescott", configuration: dynamic, cpuFlags: avx512), [:])
+    }
 }

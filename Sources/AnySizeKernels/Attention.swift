@@ -78,6 +78,9 @@ public enum ScaledDotProductAttention {
     /// (batch, head, query chunk) items across `Parallel.threadCount` workers; each worker packs K and V of
     /// its current head once and runs register-blocked tiles (`AttentionTiles`) for Q K^T and P V, which
     /// replaced BLAS here (OpenBLAS re-packed every 1 MB P block and every K panel: a fifth of the time).
+    /// Builds without FMA instructions (portable builds: `MicroKernel.usesFusedMultiplyAdd` false) keep
+    /// single-threaded BLAS per worker instead: there the tiles' 24 SIMD16 accumulators do not fit in registers
+    /// (measured 6x slower than BLAS at SD's level 0).
     /// A query whose keys are all masked gets a zero output row and zero entropy.
     public static func compute(query: Tensor, key: Tensor, value: Tensor, heads: Int,
                                modifier: (any AttentionLogitModifier)? = nil,
@@ -106,8 +109,10 @@ public enum ScaledDotProductAttention {
         let workers = min(Parallel.threadCount, items)
         var partialEntropy = [Double](repeating: 0, count: workers)
         partialEntropy.withUnsafeMutableBufferPointer { partial in
-            Parallel.forEach(workers) { w in
-                partial[w] = problem.run(items: items * w / workers ..< items * (w + 1) / workers)
+            MatMul.withSingleThreadedBLAS {
+                Parallel.forEach(workers) { w in
+                    partial[w] = problem.run(items: items * w / workers ..< items * (w + 1) / workers)
+                }
             }
         }
         entropy?.pointee = partialEntropy.reduce(0, +) / Double(batch * heads * queries)
@@ -166,6 +171,7 @@ private struct Problem {
     /// logits block (rows padded to whole key panels), the running statistics, the packed Q_c, K_c and V_c
     /// (`AttentionTiles`) and the output accumulator a (`dPad` columns).
     func run(items: Range<Int>) -> Double {
+        let tiles = MicroKernel.usesFusedMultiplyAdd
         let d = headDim, dPad = AttentionTiles.roundUp(d, 16)
         // Logits row stride: whole key panels plus 16 floats, so that the 8 rows a P V tile reads are not
         // 4 KB apart (same L1 set) when the block has 1024 keys.
@@ -193,8 +199,8 @@ private struct Problem {
             let q0 = chunk * queryChunk, q1 = min(q0 + queryChunk, queries), mq = q1 - q0
             let qBase = query + (b * queries + q0) * channels + h * d  // rows of Q_c, stride channels
             let oBase = out + (b * queries + q0) * channels + h * d    // output rows, stride channels
-            AttentionTiles.packQueries(qBase, stride: channels, rows: mq, headDim: d, into: packedQ)
-            if bh != packedHead {
+            if tiles { AttentionTiles.packQueries(qBase, stride: channels, rows: mq, headDim: d, into: packedQ) }
+            if tiles && bh != packedHead {
                 let kHead = key + b * keys * channels + h * d, vHead = value + b * keys * channels + h * d
                 for kb in 0 ..< keyBlocks {
                     let k0 = kb * keyChunk
@@ -214,16 +220,26 @@ private struct Problem {
                 defer { k0 = k1 }
                 if let modifier, !modifier.isBlockActive(queries: q0 ..< q1, keys: k0 ..< k1) { continue }
                 // l = Q_c K_c^T / sqrt(d)   [mq, mk], row stride `stride`
-                AttentionTiles.logits(queries: packedQ, rows: mq, keys: packedK + k0 / keyChunk * panelBlock, count: mk, headDim: d, alpha: alpha,
-                                      logits: logits, stride: stride)
+                if tiles {
+                    AttentionTiles.logits(queries: packedQ, rows: mq, keys: packedK + k0 / keyChunk * panelBlock,
+                                          count: mk, headDim: d, alpha: alpha, logits: logits, stride: stride)
+                } else {
+                    MatMul.gemm(transB: true, m: mq, n: mk, k: d, alpha: alpha, a: qBase, lda: channels,
+                                b: key + (b * keys + k0) * channels + h * d, ldb: channels, c: logits, ldc: stride)
+                }
                 modifier?.adjust(logits, stride: stride, queries: q0 ..< q1, keys: k0 ..< k1)
                 for i in 0 ..< mq {
                     updateRow(logits + i * stride, count: mk, max: rowMax + i, sum: rowSum + i,
                               entropy: rowEntropy + i, accumulator: acc + i * dPad, headDim: dPad)
                 }
-                // a += P V_c   [mq, dPad]
-                AttentionTiles.accumulate(p: logits, pStride: stride, rows: mq, keys: mk, values: packedV + k0 * dPad,
-                                          paddedDim: dPad, acc: acc)
+                // a += P V_c   [mq, dPad] (BLAS: the first d columns; the padding stays 0)
+                if tiles {
+                    AttentionTiles.accumulate(p: logits, pStride: stride, rows: mq, keys: mk,
+                                              values: packedV + k0 * dPad, paddedDim: dPad, acc: acc)
+                } else {
+                    MatMul.gemm(m: mq, n: d, k: mk, a: logits, lda: stride, b: value + (b * keys + k0) * channels + h * d,
+                                ldb: channels, beta: 1, c: acc, ldc: dPad)
+                }
             }
             for i in 0 ..< mq {
                 let s = rowSum[i]

@@ -6,7 +6,7 @@
 /// accumulators stay in vector registers for the whole loop. With `-target-cpu` set (the Makefile's native
 /// build defines `FUSED_MULTIPLY_ADD`) each step is one fused multiply-add per accumulator; a portable build
 /// multiplies and adds separately (no FMA instructions in baseline x86-64), which rounds differently.
-enum MicroKernel {
+public enum MicroKernel {
     typealias Lanes = SIMD16<Float>
     /// Rows of A (and C) per call.
     static let rows = 8
@@ -17,6 +17,17 @@ enum MicroKernel {
 
     @inline(__always) static func store(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
+    }
+
+    /// Whether this build multiplies and adds in one instruction (`FUSED_MULTIPLY_ADD`, set with the target CPU).
+    /// Without it the register-blocked kernels here and in `AttentionTiles` lose to BLAS (baseline x86-64 has
+    /// 16 four-lane registers: the 8 x 32 and 12 x 32 tiles spill), so their callers fall back to BLAS.
+    public static var usesFusedMultiplyAdd: Bool {
+        #if FUSED_MULTIPLY_ADD
+        return true
+        #else
+        return false
+        #endif
     }
 
     /// acc + a * b, fused where the target has FMA.

@@ -5,7 +5,7 @@
 //   .build/release/conv-bench 320:320:64:64:2 ...   # in:out:height:width:batch
 //   options: --repeats N (default 3), --tiles T (Winograd tiles per block), --scratch-mb S,
 //            --winograd-only (skip im2col, e.g. under a profiler),
-//            --blocked (BlockedWinogradConvolution instead of WinogradConvolution)
+//            --blocked (BlockedWinogradConvolution instead of WinogradConvolution; --out-block N, --in-block N)
 //
 // Runs the two algorithms alternately (the machine is shared), prints the median seconds of each and the
 // effective GFLOP/s = direct-convolution FLOPs (2 * O * I * 9 * H * W * B) / seconds, plus the max difference
@@ -22,6 +22,8 @@ var tilesPerBlock = WinogradConvolution().tilesPerBlock
 var scratchBytes = WinogradConvolution().maxScratchBytes
 var winogradOnly = false
 var blocked = false
+var outBlock = BlockedWinogradConvolution().outBlock
+var inBlock = BlockedWinogradConvolution().inBlock
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
@@ -29,6 +31,8 @@ while let argument = arguments.popFirst() {
     case "--tiles": tilesPerBlock = Int(arguments.popFirst() ?? "") ?? tilesPerBlock
     case "--winograd-only": winogradOnly = true
     case "--blocked": blocked = true
+    case "--out-block": outBlock = Int(arguments.popFirst() ?? "") ?? outBlock
+    case "--in-block": inBlock = Int(arguments.popFirst() ?? "") ?? inBlock
     case "--scratch-mb": scratchBytes = (Int(arguments.popFirst() ?? "") ?? 64) << 20
     default:
         let v = argument.split(separator: ":").compactMap { Int($0) }
@@ -76,7 +80,7 @@ func seconds(_ body: () -> Tensor) -> (Double, Tensor) {
     return (Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9, out)
 }
 
-let winograd: ConvolutionAlgorithm = blocked ? BlockedWinogradConvolution()
+let winograd: ConvolutionAlgorithm = blocked ? BlockedWinogradConvolution(outBlock: outBlock, inBlock: inBlock)
     : WinogradConvolution(maxScratchBytes: scratchBytes, tilesPerBlock: tilesPerBlock)
 print("BLAS core \(MatMul.blasCoreName), \(Parallel.threadCount) threads, Winograd tiles/block \(tilesPerBlock), "
       + "scratch \(scratchBytes >> 20) MB, \(repeats) repeats (median)")

@@ -100,11 +100,14 @@ enum AttentionTiles {
         }
     }
 
-    /// l = alpha Q K^T for one 12-query tile (packed) and one 32-key panel: writes rows 0 ..< `rows` of
-    /// `logits` (row stride `stride`), 32 columns each (pad keys past the block come out 0).
+    /// l = alpha Q K^T for one 12-query tile (packed) and one 32-key panel (`wide`; else its first 16 keys, for
+    /// the block's last keys when at most 16 remain): writes rows 0 ..< `rows` of `logits` (row stride
+    /// `stride`), 32 or 16 columns each (pad keys past the block come out 0). Inlined with a constant `wide`,
+    /// so each width keeps only its accumulators (24 or 12 zmm registers) and no branch in the loop.
     @inline(__always)
-    static func logitsTile(queries qt: UnsafePointer<Float>, keys kt: UnsafePointer<Float>, headDim d: Int,
-                           alpha: Float, rows: Int, logits: UnsafeMutablePointer<Float>, stride: Int) {
+    static func logitsTile(wide: Bool, queries qt: UnsafePointer<Float>, keys kt: UnsafePointer<Float>,
+                                   headDim d: Int, alpha: Float, rows: Int, logits: UnsafeMutablePointer<Float>,
+                                   stride: Int) {
         var a0 = SIMD16<Float>(), b0 = SIMD16<Float>(), a1 = SIMD16<Float>(), b1 = SIMD16<Float>()
         var a2 = SIMD16<Float>(), b2 = SIMD16<Float>(), a3 = SIMD16<Float>(), b3 = SIMD16<Float>()
         var a4 = SIMD16<Float>(), b4 = SIMD16<Float>(), a5 = SIMD16<Float>(), b5 = SIMD16<Float>()
@@ -113,19 +116,15 @@ enum AttentionTiles {
         var a10 = SIMD16<Float>(), b10 = SIMD16<Float>(), a11 = SIMD16<Float>(), b11 = SIMD16<Float>()
         var q = qt, k = UnsafeRawPointer(kt)
         for _ in 0 ..< d {
-            let k0 = k.load(as: SIMD16<Float>.self), k1 = k.load(fromByteOffset: 64, as: SIMD16<Float>.self)
-            a0 = fma(a0, q[0], k0); b0 = fma(b0, q[0], k1)
-            a1 = fma(a1, q[1], k0); b1 = fma(b1, q[1], k1)
-            a2 = fma(a2, q[2], k0); b2 = fma(b2, q[2], k1)
-            a3 = fma(a3, q[3], k0); b3 = fma(b3, q[3], k1)
-            a4 = fma(a4, q[4], k0); b4 = fma(b4, q[4], k1)
-            a5 = fma(a5, q[5], k0); b5 = fma(b5, q[5], k1)
-            a6 = fma(a6, q[6], k0); b6 = fma(b6, q[6], k1)
-            a7 = fma(a7, q[7], k0); b7 = fma(b7, q[7], k1)
-            a8 = fma(a8, q[8], k0); b8 = fma(b8, q[8], k1)
-            a9 = fma(a9, q[9], k0); b9 = fma(b9, q[9], k1)
-            a10 = fma(a10, q[10], k0); b10 = fma(b10, q[10], k1)
-            a11 = fma(a11, q[11], k0); b11 = fma(b11, q[11], k1)
+            let k0 = k.load(as: SIMD16<Float>.self)
+            let k1 = wide ? k.load(fromByteOffset: 64, as: SIMD16<Float>.self) : SIMD16<Float>()
+            @inline(__always) func step(_ x: Float, _ lo: inout SIMD16<Float>, _ hi: inout SIMD16<Float>) {
+                lo = fma(lo, x, k0)
+                if wide { hi = fma(hi, x, k1) }
+            }
+            step(q[0], &a0, &b0); step(q[1], &a1, &b1); step(q[2], &a2, &b2); step(q[3], &a3, &b3)
+            step(q[4], &a4, &b4); step(q[5], &a5, &b5); step(q[6], &a6, &b6); step(q[7], &a7, &b7)
+            step(q[8], &a8, &b8); step(q[9], &a9, &b9); step(q[10], &a10, &b10); step(q[11], &a11, &b11)
             q += logitRows
             k += keyPanel * MemoryLayout<Float>.size
         }
@@ -133,36 +132,11 @@ enum AttentionTiles {
             guard i < rows else { return }
             let row = UnsafeMutableRawPointer(logits + i * stride)
             row.storeBytes(of: a * alpha, as: SIMD16<Float>.self)
-            row.storeBytes(of: b * alpha, toByteOffset: 64, as: SIMD16<Float>.self)
+            if wide { row.storeBytes(of: b * alpha, toByteOffset: 64, as: SIMD16<Float>.self) }
         }
         store(0, a0, b0); store(1, a1, b1); store(2, a2, b2); store(3, a3, b3)
         store(4, a4, b4); store(5, a5, b5); store(6, a6, b6); store(7, a7, b7)
         store(8, a8, b8); store(9, a9, b9); store(10, a10, b10); store(11, a11, b11)
-    }
-
-    /// `logitsTile` for the first 16 keys of a panel (the block's last keys when at most 16 remain).
-    @inline(__always)
-    static func logitsHalfTile(queries qt: UnsafePointer<Float>, keys kt: UnsafePointer<Float>, headDim d: Int,
-                               alpha: Float, rows: Int, logits: UnsafeMutablePointer<Float>, stride: Int) {
-        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-        var a4 = SIMD16<Float>(), a5 = SIMD16<Float>(), a6 = SIMD16<Float>(), a7 = SIMD16<Float>()
-        var a8 = SIMD16<Float>(), a9 = SIMD16<Float>(), a10 = SIMD16<Float>(), a11 = SIMD16<Float>()
-        var q = qt, k = UnsafeRawPointer(kt)
-        for _ in 0 ..< d {
-            let k0 = k.load(as: SIMD16<Float>.self)
-            a0 = fma(a0, q[0], k0); a1 = fma(a1, q[1], k0); a2 = fma(a2, q[2], k0)
-            a3 = fma(a3, q[3], k0); a4 = fma(a4, q[4], k0); a5 = fma(a5, q[5], k0)
-            a6 = fma(a6, q[6], k0); a7 = fma(a7, q[7], k0); a8 = fma(a8, q[8], k0)
-            a9 = fma(a9, q[9], k0); a10 = fma(a10, q[10], k0); a11 = fma(a11, q[11], k0)
-            q += logitRows
-            k += keyPanel * MemoryLayout<Float>.size
-        }
-        @inline(__always) func store(_ i: Int, _ a: SIMD16<Float>) {
-            guard i < rows else { return }
-            UnsafeMutableRawPointer(logits + i * stride).storeBytes(of: a * alpha, as: SIMD16<Float>.self)
-        }
-        store(0, a0); store(1, a1); store(2, a2); store(3, a3); store(4, a4); store(5, a5)
-        store(6, a6); store(7, a7); store(8, a8); store(9, a9); store(10, a10); store(11, a11)
     }
 
     /// Pointers to 8 P rows from `p` (row stride `stride`); rows past `rows` repeat the last real row
@@ -287,11 +261,11 @@ enum AttentionTiles {
                 let qTile = qt + t * d * logitRows, kPanel = kt + p * d * keyPanel
                 let out = logits + t * logitRows * stride + p * keyPanel
                 if mk - p * keyPanel <= 16 {
-                    logitsHalfTile(queries: qTile, keys: kPanel, headDim: d, alpha: alpha, rows: rows, logits: out,
-                                   stride: stride)
+                    logitsTile(wide: false, queries: qTile, keys: kPanel, headDim: d, alpha: alpha, rows: rows,
+                               logits: out, stride: stride)
                 } else {
-                    logitsTile(queries: qTile, keys: kPanel, headDim: d, alpha: alpha, rows: rows, logits: out,
-                               stride: stride)
+                    logitsTile(wide: true, queries: qTile, keys: kPanel, headDim: d, alpha: alpha, rows: rows,
+                               logits: out, stride: stride)
                 }
             }
         }

@@ -32,12 +32,8 @@ public struct BlockedWinogradConvolution: ConvolutionAlgorithm {
 
     /// out [B, O, H, W] = bias + conv3x3(input [B, I, H, W]) for a layer that `WinogradConvolution.supports`.
     public func forward(_ input: Tensor, layer: Conv2D) -> Tensor {
-        precondition(WinogradConvolution.supports(layer), "BlockedWinogradConvolution needs a 3x3 stride-1 "
-                     + "padding-1 layer, got k\(layer.kernelSize) s\(layer.stride) p\(layer.padding)")
-        precondition(input.rank == 4 && input.shape[1] == layer.inChannels,
-                     "Conv2D expects [B, \(layer.inChannels), H, W], got \(input.shape)")
-        let batch = input.shape[0], height = input.shape[2], width = input.shape[3]
-        precondition(height > 0 && width > 0, "Conv2D input \(input.shape) is empty")
+        let (batch, height, width) = WinogradConvolution.checkedGeometry(input, layer: layer,
+                                                                         algorithm: "BlockedWinogradConvolution")
         let i = layer.inChannels, o = layer.outChannels
         let tileRows = (height + 3) / 4, tileColumns = (width + 3) / 4
         let tiles = batch * tileRows * tileColumns

@@ -43,77 +43,49 @@ public enum MicroKernel {
     /// B[p, j] = b[p * ldb + j], C[r, j] = c[r * ldc + j]; adds to C when `accumulate`, else overwrites it.
     static func rows8x32(k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                          c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
-        var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes()
-        var c30 = Lanes(), c31 = Lanes(), c40 = Lanes(), c41 = Lanes(), c50 = Lanes(), c51 = Lanes()
-        var c60 = Lanes(), c61 = Lanes(), c70 = Lanes(), c71 = Lanes()
-        if accumulate {
-            c00 = load(c); c01 = load(c + 16)
-            c10 = load(c + ldc); c11 = load(c + ldc + 16)
-            c20 = load(c + 2 * ldc); c21 = load(c + 2 * ldc + 16)
-            c30 = load(c + 3 * ldc); c31 = load(c + 3 * ldc + 16)
-            c40 = load(c + 4 * ldc); c41 = load(c + 4 * ldc + 16)
-            c50 = load(c + 5 * ldc); c51 = load(c + 5 * ldc + 16)
-            c60 = load(c + 6 * ldc); c61 = load(c + 6 * ldc + 16)
-            c70 = load(c + 7 * ldc); c71 = load(c + 7 * ldc + 16)
-        }
-        let a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda
-        let a6 = a + 6 * lda, a7 = a + 7 * lda
-        var bp = b
-        for p in 0 ..< k {
-            let b0 = load(bp), b1 = load(bp + 16)
-            bp += ldb
-            var x = Lanes(repeating: a[p])
-            c00 = multiplyAdd(c00, x, b0); c01 = multiplyAdd(c01, x, b1)
-            x = Lanes(repeating: a1[p])
-            c10 = multiplyAdd(c10, x, b0); c11 = multiplyAdd(c11, x, b1)
-            x = Lanes(repeating: a2[p])
-            c20 = multiplyAdd(c20, x, b0); c21 = multiplyAdd(c21, x, b1)
-            x = Lanes(repeating: a3[p])
-            c30 = multiplyAdd(c30, x, b0); c31 = multiplyAdd(c31, x, b1)
-            x = Lanes(repeating: a4[p])
-            c40 = multiplyAdd(c40, x, b0); c41 = multiplyAdd(c41, x, b1)
-            x = Lanes(repeating: a5[p])
-            c50 = multiplyAdd(c50, x, b0); c51 = multiplyAdd(c51, x, b1)
-            x = Lanes(repeating: a6[p])
-            c60 = multiplyAdd(c60, x, b0); c61 = multiplyAdd(c61, x, b1)
-            x = Lanes(repeating: a7[p])
-            c70 = multiplyAdd(c70, x, b0); c71 = multiplyAdd(c71, x, b1)
-        }
-        store(c00, c); store(c01, c + 16)
-        store(c10, c + ldc); store(c11, c + ldc + 16)
-        store(c20, c + 2 * ldc); store(c21, c + 2 * ldc + 16)
-        store(c30, c + 3 * ldc); store(c31, c + 3 * ldc + 16)
-        store(c40, c + 4 * ldc); store(c41, c + 4 * ldc + 16)
-        store(c50, c + 5 * ldc); store(c51, c + 5 * ldc + 16)
-        store(c60, c + 6 * ldc); store(c61, c + 6 * ldc + 16)
-        store(c70, c + 7 * ldc); store(c71, c + 7 * ldc + 16)
+        rows8(wide: true, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate)
     }
 
     /// As `rows8x32` for 16 columns.
     static func rows8x16(k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                          c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
-        var c0 = Lanes(), c1 = Lanes(), c2 = Lanes(), c3 = Lanes()
-        var c4 = Lanes(), c5 = Lanes(), c6 = Lanes(), c7 = Lanes()
+        rows8(wide: false, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate)
+    }
+
+    /// The body of both: 8 rows x 2 vectors (`wide`) or 1. Inlined with a constant `wide`, so each caller
+    /// keeps only its own accumulators and no branch in the loop.
+    @inline(__always)
+    private static func rows8(wide: Bool, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+                              ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        var c00 = Lanes(), c01 = Lanes(), c10 = Lanes(), c11 = Lanes(), c20 = Lanes(), c21 = Lanes()
+        var c30 = Lanes(), c31 = Lanes(), c40 = Lanes(), c41 = Lanes(), c50 = Lanes(), c51 = Lanes()
+        var c60 = Lanes(), c61 = Lanes(), c70 = Lanes(), c71 = Lanes()
         if accumulate {
-            c0 = load(c); c1 = load(c + ldc); c2 = load(c + 2 * ldc); c3 = load(c + 3 * ldc)
-            c4 = load(c + 4 * ldc); c5 = load(c + 5 * ldc); c6 = load(c + 6 * ldc); c7 = load(c + 7 * ldc)
+            @inline(__always) func row(_ r: Int) -> (Lanes, Lanes) {
+                (load(c + r * ldc), wide ? load(c + r * ldc + 16) : Lanes())
+            }
+            (c00, c01) = row(0); (c10, c11) = row(1); (c20, c21) = row(2); (c30, c31) = row(3)
+            (c40, c41) = row(4); (c50, c51) = row(5); (c60, c61) = row(6); (c70, c71) = row(7)
         }
         let a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, a4 = a + 4 * lda, a5 = a + 5 * lda
         let a6 = a + 6 * lda, a7 = a + 7 * lda
         var bp = b
         for p in 0 ..< k {
-            let b0 = load(bp)
+            let b0 = load(bp), b1 = wide ? load(bp + 16) : Lanes()
             bp += ldb
-            c0 = multiplyAdd(c0, Lanes(repeating: a[p]), b0)
-            c1 = multiplyAdd(c1, Lanes(repeating: a1[p]), b0)
-            c2 = multiplyAdd(c2, Lanes(repeating: a2[p]), b0)
-            c3 = multiplyAdd(c3, Lanes(repeating: a3[p]), b0)
-            c4 = multiplyAdd(c4, Lanes(repeating: a4[p]), b0)
-            c5 = multiplyAdd(c5, Lanes(repeating: a5[p]), b0)
-            c6 = multiplyAdd(c6, Lanes(repeating: a6[p]), b0)
-            c7 = multiplyAdd(c7, Lanes(repeating: a7[p]), b0)
+            @inline(__always) func step(_ x: Float, _ lo: inout Lanes, _ hi: inout Lanes) {
+                let lanes = Lanes(repeating: x)
+                lo = multiplyAdd(lo, lanes, b0)
+                if wide { hi = multiplyAdd(hi, lanes, b1) }
+            }
+            step(a[p], &c00, &c01); step(a1[p], &c10, &c11); step(a2[p], &c20, &c21); step(a3[p], &c30, &c31)
+            step(a4[p], &c40, &c41); step(a5[p], &c50, &c51); step(a6[p], &c60, &c61); step(a7[p], &c70, &c71)
         }
-        store(c0, c); store(c1, c + ldc); store(c2, c + 2 * ldc); store(c3, c + 3 * ldc)
-        store(c4, c + 4 * ldc); store(c5, c + 5 * ldc); store(c6, c + 6 * ldc); store(c7, c + 7 * ldc)
+        @inline(__always) func put(_ r: Int, _ lo: Lanes, _ hi: Lanes) {
+            store(lo, c + r * ldc)
+            if wide { store(hi, c + r * ldc + 16) }
+        }
+        put(0, c00, c01); put(1, c10, c11); put(2, c20, c21); put(3, c30, c31)
+        put(4, c40, c41); put(5, c50, c51); put(6, c60, c61); put(7, c70, c71)
     }
 }

@@ -37,6 +37,17 @@ public struct WinogradConvolution: ConvolutionAlgorithm {
         layer.kernelSize == 3 && layer.stride == 1 && layer.padding == 1
     }
 
+    /// (B, H, W) of `input` after checking that `layer` is 3x3 stride-1 padding-1 and `input` a non-empty
+    /// [B, I, H, W] for it (preconditions naming `algorithm`).
+    static func checkedGeometry(_ input: Tensor, layer: Conv2D, algorithm: String) -> (Int, Int, Int) {
+        precondition(supports(layer), "\(algorithm) needs a 3x3 stride-1 padding-1 layer, got "
+                     + "k\(layer.kernelSize) s\(layer.stride) p\(layer.padding)")
+        precondition(input.rank == 4 && input.shape[1] == layer.inChannels,
+                     "Conv2D expects [B, \(layer.inChannels), H, W], got \(input.shape)")
+        precondition(input.shape[2] > 0 && input.shape[3] > 0, "Conv2D input \(input.shape) is empty")
+        return (input.shape[0], input.shape[2], input.shape[3])
+    }
+
     /// Number of 4x4 output tiles for a [B, I, H, W] input: B * ceil(H / 4) * ceil(W / 4).
     public static func tileCount(batch: Int, height: Int, width: Int) -> Int {
         batch * ((height + 3) / 4) * ((width + 3) / 4)
@@ -44,12 +55,7 @@ public struct WinogradConvolution: ConvolutionAlgorithm {
 
     /// out [B, O, H, W] = bias + conv3x3(input [B, I, H, W]) for a layer that `supports` this algorithm.
     public func forward(_ input: Tensor, layer: Conv2D) -> Tensor {
-        precondition(Self.supports(layer), "WinogradConvolution needs a 3x3 stride-1 padding-1 layer, got "
-                     + "k\(layer.kernelSize) s\(layer.stride) p\(layer.padding)")
-        precondition(input.rank == 4 && input.shape[1] == layer.inChannels,
-                     "Conv2D expects [B, \(layer.inChannels), H, W], got \(input.shape)")
-        let batch = input.shape[0], height = input.shape[2], width = input.shape[3]
-        precondition(height > 0 && width > 0, "Conv2D input \(input.shape) is empty")
+        let (batch, height, width) = Self.checkedGeometry(input, layer: layer, algorithm: "WinogradConvolution")
         let out = Tensor(uninitialized: [batch, layer.outChannels, height, width])  // every tile written
         let plan = WinogradPlan(batch: batch, inChannels: layer.inChannels, outChannels: layer.outChannels,
                                 height: height, width: width, maxScratchBytes: maxScratchBytes,

@@ -1,5 +1,5 @@
-/// Winograd F(4x4, 3x3) for 3x3 stride-1 padding-1 layers on inputs with few tiles (the UNet's 32x32, 16x16 and
-/// 8x8 levels at 512x512), where `WinogradConvolution` loses to im2col.
+/// Winograd F(4x4, 3x3) for 3x3 stride-1 padding-1 layers on inputs with few tiles (the UNet's 32x32 and 16x16
+/// levels at 512x512: 128 and 32 tiles at batch 2), where `WinogradConvolution` loses to im2col.
 ///
 /// The same algebra as `WinogradConvolution` (M_ξ = U_ξ V_ξ for the 36 positions ξ of the 6x6 transformed tile,
 /// 4x fewer multiply-adds than direct convolution), organised so that the transformed weights never leave the
@@ -12,7 +12,7 @@
 ///   with `MicroKernel` (8 output channels x 16 or 32 tiles per call), accumulating over input blocks.
 /// - The worker then transforms its M into the output.
 /// Scratch: V (36 * I * tiles floats) plus per worker M (36 * O / workers * tiles) and one U block, so the
-/// footprint grows with the tile count; `AutomaticConvolution` uses this algorithm up to `maximumTiles` only.
+/// footprint grows with the tile count; `AutomaticConvolution` uses this algorithm below `largeTiles` only.
 public struct BlockedWinogradConvolution: ConvolutionAlgorithm {
     /// Output channels whose weights are transformed together (a multiple of `MicroKernel.rows`).
     public let outBlock: Int

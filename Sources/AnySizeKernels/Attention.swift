@@ -78,9 +78,9 @@ public enum ScaledDotProductAttention {
     /// (batch, head, query chunk) items across `Parallel.threadCount` workers; each worker packs K and V of
     /// its current head once and runs register-blocked tiles (`AttentionTiles`) for Q K^T and P V, which
     /// replaced BLAS here (OpenBLAS re-packed every 1 MB P block and every K panel: a fifth of the time).
-    /// Builds without FMA instructions (portable builds: `MicroKernel.usesFusedMultiplyAdd` false) keep
+    /// Builds without AVX-512 and FMA (`MicroKernel.registerTilesPayOff` false: portable and AVX2 builds) keep
     /// single-threaded BLAS per worker instead: there the tiles' 24 SIMD16 accumulators do not fit in registers
-    /// (measured 6x slower than BLAS at SD's level 0).
+    /// (measured 1.5x slower than BLAS at SD's level 0 with AVX2 code, 4x portable).
     /// A query whose keys are all masked gets a zero output row and zero entropy.
     public static func compute(query: Tensor, key: Tensor, value: Tensor, heads: Int,
                                modifier: (any AttentionLogitModifier)? = nil,
@@ -171,7 +171,7 @@ private struct Problem {
     /// logits block (rows padded to whole key panels), the running statistics, the packed Q_c, K_c and V_c
     /// (`AttentionTiles`) and the output accumulator a (`dPad` columns).
     func run(items: Range<Int>) -> Double {
-        let tiles = MicroKernel.usesFusedMultiplyAdd
+        let tiles = MicroKernel.registerTilesPayOff
         let d = headDim, dPad = AttentionTiles.roundUp(d, 16)
         // Logits row stride: whole key panels plus 16 floats, so that the 8 rows a P V tile reads are not
         // 4 KB apart (same L1 set) when the block has 1024 keys.

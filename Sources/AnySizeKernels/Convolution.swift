@@ -73,7 +73,7 @@ public final class Conv2D: @unchecked Sendable {
 /// batch 2, VAE decoder), `BlockedWinogradConvolution` from `smallTiles` up to that (UNet 32x32 and 16x16 levels),
 /// im2col + GEMM for fewer tiles (8x8 level at batch 2: too few tiles to pay for the weight transform) and for
 /// every other layer (strided, 1x1, few input channels such as a `conv_in` on latents). Builds without FMA
-/// (`MicroKernel.usesFusedMultiplyAdd` false) use im2col instead of the blocked algorithm.
+/// and AVX-512 (`MicroKernel.registerTilesPayOff` false) use im2col instead of the blocked algorithm.
 ///
 /// Default thresholds from `tools/conv-bench` (docs/PERFORMANCE.md), speed-ups over im2col measured in one run:
 /// Winograd 2.25x / 1.83x at 256 / 512 tiles but 1.27x at 128 and 0.93x at 32; blocked Winograd 1.67x / 1.73x /
@@ -114,8 +114,9 @@ public struct AutomaticConvolution: ConvolutionAlgorithm {
               layer.inChannels >= minimumInputChannels else { return im2col }
         let tiles = WinogradConvolution.tileCount(batch: shape[0], height: shape[2], width: shape[3])
         if tiles >= largeTiles { return winograd }
-        // Without FMA (portable builds) the blocked kernel spills its tile and loses to im2col (0.57x measured).
-        return tiles >= smallTiles && MicroKernel.usesFusedMultiplyAdd ? blockedWinograd : im2col
+        // Without FMA and 32 vector registers the blocked kernel spills its tile: 0.57x of im2col portable,
+        // 1.03-1.08x with AVX2 code (not worth its larger rounding error).
+        return tiles >= smallTiles && MicroKernel.registerTilesPayOff ? blockedWinograd : im2col
     }
 
     /// Whether a call of `layer` on an input of `shape` [B, I, H, W] runs one of the Winograd algorithms.

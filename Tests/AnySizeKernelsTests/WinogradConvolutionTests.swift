@@ -116,8 +116,8 @@ final class WinogradConvolutionTests: XCTestCase {
         let fewChannels = Conv2D(weight: rng.tensor([8, 4, 3, 3]), bias: nil, stride: 1, padding: 1)
         XCTAssertTrue(auto.algorithm(layer: conv3, inputShape: [2, 64, 64, 64]) is WinogradConvolution)
         XCTAssertTrue(auto.algorithm(layer: conv3, inputShape: [1, 64, 64, 64]) is WinogradConvolution)  // 256 tiles
-        // Small grids: the blocked algorithm where the build has FMA, im2col in portable builds.
-        let small = MicroKernel.usesFusedMultiplyAdd ? "BlockedWinogradConvolution" : "Im2ColConvolution"
+        // Small grids: the blocked algorithm where register tiles pay off (AVX-512 builds), im2col elsewhere.
+        let small = MicroKernel.registerTilesPayOff ? "BlockedWinogradConvolution" : "Im2ColConvolution"
         XCTAssertEqual("\(type(of: auto.algorithm(layer: conv3, inputShape: [2, 64, 32, 32])))", small)
         XCTAssertEqual("\(type(of: auto.algorithm(layer: conv3, inputShape: [1, 64, 16, 16])))", small)
         XCTAssertFalse(auto.usesWinograd(layer: conv3, inputShape: [2, 64, 8, 8]))      // 8 tiles

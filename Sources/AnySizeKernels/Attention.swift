@@ -169,7 +169,7 @@ private struct Problem {
     /// Computes the output rows of `items` (index = (b * heads + h) * queryChunks + chunk) and returns the
     /// sum of their rows' entropies (0 unless `wantsEntropy`). Allocates this worker's scratch once: the
     /// logits block (rows padded to whole key panels), the running statistics, the packed Q_c, K_c and V_c
-    /// (`AttentionTiles`) and the output accumulator a (`dPad` columns).
+    /// (`AttentionTiles`; tiles only) and the output accumulator a (`dPad` columns).
     func run(items: Range<Int>) -> Double {
         let tiles = MicroKernel.registerTilesPayOff
         let d = headDim, dPad = AttentionTiles.roundUp(d, 16)
@@ -178,13 +178,15 @@ private struct Problem {
         let stride = AttentionTiles.roundUp(keyChunk, AttentionTiles.keyPanel) + 16
         let logits = UnsafeMutablePointer<Float>.allocate(capacity: queryChunk * stride)
         let stats = UnsafeMutablePointer<Float>.allocate(capacity: 3 * queryChunk)
-        let packedQ = UnsafeMutablePointer<Float>.allocate(capacity: AttentionTiles.roundUp(queryChunk, AttentionTiles.logitRows) * d)
-        // K^T and V of the current head, packed once per (batch, head) (consecutive items share it): K in
-        // panels per key block (block kb at kb * panelBlock), V as rows of dPad.
+        // Packed operands of the tiles (none for BLAS, which reads Q, K and V in place): Q_c, and K^T and V of
+        // the current head, packed once per (batch, head) (consecutive items share it): K in panels per key
+        // block (block kb at kb * panelBlock), V as rows of dPad.
         let keyBlocks = (keys + keyChunk - 1) / keyChunk
         let panelBlock = AttentionTiles.roundUp(keyChunk, AttentionTiles.keyPanel) * d
-        let packedK = UnsafeMutablePointer<Float>.allocate(capacity: keyBlocks * panelBlock)
-        let packedV = UnsafeMutablePointer<Float>.allocate(capacity: keys * dPad)
+        let packedQ = UnsafeMutablePointer<Float>.allocate(
+            capacity: tiles ? AttentionTiles.roundUp(queryChunk, AttentionTiles.logitRows) * d : 1)
+        let packedK = UnsafeMutablePointer<Float>.allocate(capacity: tiles ? keyBlocks * panelBlock : 1)
+        let packedV = UnsafeMutablePointer<Float>.allocate(capacity: tiles ? keys * dPad : 1)
         var packedHead = -1
         let acc = UnsafeMutablePointer<Float>.allocate(capacity: queryChunk * dPad)
         defer {

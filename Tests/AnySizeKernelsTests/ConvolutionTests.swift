@@ -2,38 +2,6 @@ import AnySizeKernels
 import XCTest
 
 final class ConvolutionTests: XCTestCase {
-    /// Direct 7-loop convolution in Double.
-    func naiveConv(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, stride s: Int, padding p: Int) -> (shape: [Int], values: [Double]) {
-        let batch = x.shape[0], inC = x.shape[1], h = x.shape[2], wd = x.shape[3]
-        let outC = w.shape[0], k = w.shape[2]
-        let outH = (h + 2 * p - k) / s + 1, outW = (wd + 2 * p - k) / s + 1
-        let xv = x.scalars, wv = w.scalars, bv = bias?.scalars
-        var out = [Double](repeating: 0, count: batch * outC * outH * outW)
-        for b in 0 ..< batch {
-            for o in 0 ..< outC {
-                for y in 0 ..< outH {
-                    for xo in 0 ..< outW {
-                        var sum = Double(bv?[o] ?? 0)
-                        for i in 0 ..< inC {
-                            for ky in 0 ..< k {
-                                let iy = y * s + ky - p
-                                if iy < 0 || iy >= h { continue }
-                                for kx in 0 ..< k {
-                                    let ix = xo * s + kx - p
-                                    if ix < 0 || ix >= wd { continue }
-                                    sum += Double(xv[((b * inC + i) * h + iy) * wd + ix])
-                                        * Double(wv[((o * inC + i) * k + ky) * k + kx])
-                                }
-                            }
-                        }
-                        out[((b * outC + o) * outH + y) * outW + xo] = sum
-                    }
-                }
-            }
-        }
-        return ([batch, outC, outH, outW], out)
-    }
-
     /// The layer keeps its weight taps-major: weight[o, ky, kx, i] = PyTorch's weight[o, i, ky, kx].
     func testWeightIsKeptTapsMajor() {
         var rng = TestRandom(seed: 61)
@@ -61,7 +29,7 @@ final class ConvolutionTests: XCTestCase {
         let b = bias ? rng.tensor([outChannels]) : nil
         let conv = Conv2D(weight: w, bias: b, stride: stride, padding: padding)
         let y = conv(x)
-        let reference = naiveConv(x, w, b, stride: stride, padding: padding)
+        let reference = naiveConvolution(x, w, b, stride: stride, padding: padding)
         XCTAssertEqual(y.shape, reference.shape, file: file, line: line)
         let size = conv.outputSize(height: input[2], width: input[3])
         XCTAssertEqual([size.height, size.width], Array(reference.shape[2...]), file: file, line: line)

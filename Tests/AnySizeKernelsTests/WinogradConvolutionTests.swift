@@ -4,28 +4,7 @@ import XCTest
 final class WinogradConvolutionTests: XCTestCase {
     /// out = bias + 3x3 stride-1 padding-1 convolution, accumulated in Double.
     func directConvolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?) -> [Double] {
-        let batch = x.shape[0], inC = x.shape[1], h = x.shape[2], wd = x.shape[3], outC = w.shape[0]
-        let xv = x.scalars, wv = w.scalars, bv = bias?.scalars
-        var out = [Double](repeating: 0, count: batch * outC * h * wd)
-        for b in 0 ..< batch {
-            for o in 0 ..< outC {
-                for y in 0 ..< h {
-                    for xo in 0 ..< wd {
-                        var sum = Double(bv?[o] ?? 0)
-                        for i in 0 ..< inC {
-                            for ky in 0 ..< 3 where y + ky - 1 >= 0 && y + ky - 1 < h {
-                                for kx in 0 ..< 3 where xo + kx - 1 >= 0 && xo + kx - 1 < wd {
-                                    sum += Double(xv[((b * inC + i) * h + y + ky - 1) * wd + xo + kx - 1])
-                                        * Double(wv[((o * inC + i) * 3 + ky) * 3 + kx])
-                                }
-                            }
-                        }
-                        out[((b * outC + o) * h + y) * wd + xo] = sum
-                    }
-                }
-            }
-        }
-        return out
+        naiveConvolution(x, w, bias, stride: 1, padding: 1).values
     }
 
     /// Max-abs error of Winograd against the direct convolution, relative to max|reference|; asserts it is at

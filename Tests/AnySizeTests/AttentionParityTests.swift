@@ -31,19 +31,6 @@ final class AttentionParityTests: XCTestCase {
         let cases: [Case]
     }
 
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var pipelines: [String: StableDiffusionPipeline] = [:]
-
-    /// One pipeline per fixture model for all cases (built on first use).
-    static func pipeline(_ model: String) throws -> StableDiffusionPipeline {
-        lock.lock()
-        defer { lock.unlock() }
-        if let p = pipelines[model] { return p }
-        let p = try StableDiffusionPipeline(checkpoint: try StableDiffusionCheckpoint.load(path: try Fixtures.path(model)))
-        pipelines[model] = p
-        return p
-    }
-
     static func index() throws -> Index {
         let data = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.path("attention/index.json")))
         let decoder = JSONDecoder()
@@ -70,7 +57,7 @@ final class AttentionParityTests: XCTestCase {
         let cases = try Self.index().cases.filter { $0.model == model }
         XCTAssertGreaterThanOrEqual(cases.count, 5, "\(model): too few attention cases in the fixture index")
         let references = try SafeTensorsFile(path: try Fixtures.path("attention/latents.safetensors"))
-        let pipeline = try Self.pipeline(model)
+        let pipeline = try Fixtures.pipeline(model)
         for c in cases {
             let options = try Self.options(c)
             let start = Date()

@@ -32,6 +32,22 @@ enum Fixtures {
 
     private static let cacheLock = NSLock()
     nonisolated(unsafe) private static var checkpoints: [String: StableDiffusionCheckpoint] = [:]
+    nonisolated(unsafe) private static var pipelines: [String: StableDiffusionPipeline] = [:]
+
+    /// A pipeline (built once per process) of the fixture checkpoint at `relative`, a folder or a single file
+    /// read with the configs of the folder `configFolder`. Its own load: a pipeline releases the checkpoint's
+    /// tensors, so the shared `checkpoint` cache is not used.
+    static func pipeline(_ relative: String, configFolder: String? = nil) throws -> StableDiffusionPipeline {
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
+        if let p = pipelines[relative] { return p }
+        let checkpoint = try configFolder.map { try StableDiffusionCheckpoint.load(path: try path(relative),
+                                                                                   configFolder: try path($0)) }
+            ?? StableDiffusionCheckpoint.load(path: try path(relative))
+        let p = try StableDiffusionPipeline(checkpoint: checkpoint)
+        pipelines[relative] = p
+        return p
+    }
 
     /// Loads (once per process) a fixture checkpoint by relative path.
     static func checkpoint(_ relative: String) throws -> StableDiffusionCheckpoint {

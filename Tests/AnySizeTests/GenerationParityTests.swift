@@ -10,17 +10,8 @@ import XCTest
 /// own float32 error against a float64 run (`float64_error`, at most a quarter of the bound) so the bound
 /// judges our arithmetic, not the tiny models' chaos.
 final class GenerationParityTests: XCTestCase {
-    private var pipelines: [String: StableDiffusionPipeline] = [:]
-
     private func pipeline(model: String, singleFile: Bool) throws -> StableDiffusionPipeline {
-        let key = model + (singleFile ? ".safetensors" : "")
-        if let p = pipelines[key] { return p }
-        let checkpoint = singleFile
-            ? try StableDiffusionCheckpoint.load(path: try Fixtures.path(key), configFolder: try Fixtures.path(model))
-            : try StableDiffusionCheckpoint.load(path: try Fixtures.path(model))
-        let p = try StableDiffusionPipeline(checkpoint: checkpoint)
-        pipelines[key] = p
-        return p
+        singleFile ? try Fixtures.pipeline(model + ".safetensors", configFolder: model) : try Fixtures.pipeline(model)
     }
 
     private func e2e() throws -> [String: Any] {

@@ -159,9 +159,10 @@ public final class UNet2DConditionModel: @unchecked Sendable {
     }
 
     /// Predicts noise (or v) for `sample` [B, 4, h, w] at `timesteps` (one per batch element) given text
-    /// embeddings `context` [B, M, cross_attention_dim]. h, w >= 8.
+    /// embeddings `context` [B, M, cross_attention_dim]. h, w >= 8. `composition` re-dilates convolutions
+    /// or shrinks the inner levels for this call (`UNetCallComposition`; `.none` runs the model as trained).
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor,
-                               attention: AttentionContext) -> Tensor {
+                               attention: AttentionContext, composition: UNetCallComposition = .none) -> Tensor {
         precondition(sample.rank == 4 && timesteps.count == sample.dim(0) && context.dim(0) == sample.dim(0),
                      "unet: sample \(sample.shape), \(timesteps.count) timesteps, context \(context.shape)")
         var temb = timeLinear1(timestepEmbedding(timesteps))   // [B, 4*C0]

@@ -55,9 +55,11 @@ public final class Conv2D: @unchecked Sendable {
         return out
     }
 
-    /// Output spatial size for an input of `height` x `width`: (n + 2p - k) / s + 1 per axis.
-    public func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
-        ((height + 2 * padding - kernelSize) / stride + 1, (width + 2 * padding - kernelSize) / stride + 1)
+    /// Output spatial size for an input of `height` x `width`: (n + 2p - k) / s + 1 per axis; with taps
+    /// `dilation` pixels apart and padding p * dilation, (n + 2pd - d(k - 1) - 1) / s + 1.
+    public func outputSize(height: Int, width: Int, dilation: Int = 1) -> (height: Int, width: Int) {
+        let p = padding * dilation, span = dilation * (kernelSize - 1) + 1
+        return ((height + 2 * p - span) / stride + 1, (width + 2 * p - span) / stride + 1)
     }
 
     /// [B, I, H, W] -> [B, O, (H + 2p - k) / s + 1, (W + 2p - k) / s + 1].
@@ -153,10 +155,18 @@ public struct Im2ColConvolution: ConvolutionAlgorithm {
 
     /// out [B, O, Ho, Wo] = bias + conv(input [B, I, H, W]) for `layer`.
     public func forward(_ input: Tensor, layer: Conv2D) -> Tensor {
+        forward(input, layer: layer, dilation: 1)
+    }
+
+    /// out = bias + conv(input [B, I, H, W]) for `layer` with its taps `dilation` pixels apart and zero padding
+    /// `layer.padding * dilation` (PyTorch `dilation=d, padding=p*d`: a 3x3 padding-1 layer keeps its output
+    /// size): out [B, O, (H + 2pd - d(k - 1) - 1) / s + 1, likewise W].
+    public func forward(_ input: Tensor, layer: Conv2D, dilation: Int) -> Tensor {
         precondition(input.rank == 4 && input.shape[1] == layer.inChannels,
                      "Conv2D expects [B, \(layer.inChannels), H, W], got \(input.shape)")
+        precondition(dilation >= 1, "Conv2D dilation \(dilation)")
         let batch = input.shape[0], height = input.shape[2], width = input.shape[3]
-        let (outH, outW) = layer.outputSize(height: height, width: width)
+        let (outH, outW) = layer.outputSize(height: height, width: width, dilation: dilation)
         precondition(outH > 0 && outW > 0,
                      "Conv2D input \(input.shape) is smaller than its \(layer.kernelSize)x\(layer.kernelSize) kernel")
         let o = layer.outChannels, k = layer.kernelSize
@@ -168,7 +178,7 @@ public struct Im2ColConvolution: ConvolutionAlgorithm {
         let pb = layer.bias.map { UnsafePointer($0.pointer) }
         let workers = Parallel.threadCount
 
-        if k == 1 && layer.stride == 1 && layer.padding == 0 {
+        if k == 1 && layer.stride == 1 && layer.padding == 0 {  // (dilation is moot for a 1x1 kernel)
             // out_b = W [O, I] x x_b [I, H*W], cut per worker into pixel slices (or channel slices when
             // there are few pixels).
             let splitPixels = pixels >= 64 * workers
@@ -210,8 +220,8 @@ public struct Im2ColConvolution: ConvolutionAlgorithm {
                 defer { columns.deallocate() }
                 for job in range {
                     let b = job / bands, y0 = (job % bands) * bandRows, rows = min(bandRows, outH - y0)
-                    pack(px + b * inPlane, layer: layer, height: height, width: width, outWidth: outW,
-                         firstRow: y0, rows: rows, into: columns)
+                    pack(px + b * inPlane, layer: layer, dilation: dilation, height: height, width: width,
+                         outWidth: outW, firstRow: y0, rows: rows, into: columns)
                     // out_b[:, y0 ..< y0 + rows, :] = bias + W [O, k*k*I] x cols [k*k*I, rows*Wo]
                     let c = po + b * outPlane + y0 * outW
                     let beta = fillBias(pb, c, rows: o, columns: rows * outW, ldc: pixels)
@@ -232,14 +242,14 @@ public struct Im2ColConvolution: ConvolutionAlgorithm {
         return 1
     }
 
-    /// cols[(ky*k + kx)*I + i, (y - firstRow)*Wo + x] = in[i, y*s + ky - p, x*s + kx - p] (0 outside the image)
-    /// for output rows firstRow ..< firstRow + rows.
-    func pack(_ src: UnsafePointer<Float>, layer: Conv2D, height: Int, width: Int, outWidth: Int,
-              firstRow: Int, rows: Int, into cols: UnsafeMutablePointer<Float>) {
-        let k = layer.kernelSize, s = layer.stride, p = layer.padding
+    /// cols[(ky*k + kx)*I + i, (y - firstRow)*Wo + x] = in[i, y*s + ky*d - p, x*s + kx*d - p] (0 outside the
+    /// image; p = layer.padding * d) for output rows firstRow ..< firstRow + rows.
+    func pack(_ src: UnsafePointer<Float>, layer: Conv2D, dilation d: Int = 1, height: Int, width: Int,
+              outWidth: Int, firstRow: Int, rows: Int, into cols: UnsafeMutablePointer<Float>) {
+        let k = layer.kernelSize, s = layer.stride, p = layer.padding * d
         let n = rows * outWidth
         for r in 0 ..< layer.inChannels * k * k {
-            let i = r % layer.inChannels, ky = r / layer.inChannels / k, kx = (r / layer.inChannels) % k
+            let i = r % layer.inChannels, ky = r / layer.inChannels / k * d, kx = (r / layer.inChannels) % k * d
             let plane = src + i * height * width
             // Output columns x whose input column x*s + kx - p lies inside [0, width).
             let lead = p - kx

@@ -53,12 +53,13 @@ func assertClose(_ actual: Tensor, _ reference: [Double], tolerance: Double, _ l
     return maxError
 }
 
-/// Direct 7-loop convolution in Double (PyTorch-layout weight [O, I, k, k]): the reference of the convolution tests.
-func naiveConvolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, stride s: Int,
-                      padding p: Int) -> (shape: [Int], values: [Double]) {
+/// Direct 7-loop convolution in Double (PyTorch-layout weight [O, I, k, k], taps `dilation` pixels apart): the
+/// reference of the convolution tests.
+func naiveConvolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, stride s: Int, padding p: Int,
+                      dilation dl: Int = 1) -> (shape: [Int], values: [Double]) {
     let batch = x.shape[0], inC = x.shape[1], h = x.shape[2], wd = x.shape[3]
     let outC = w.shape[0], k = w.shape[2]
-    let outH = (h + 2 * p - k) / s + 1, outW = (wd + 2 * p - k) / s + 1
+    let outH = (h + 2 * p - dl * (k - 1) - 1) / s + 1, outW = (wd + 2 * p - dl * (k - 1) - 1) / s + 1
     let xv = x.scalars, wv = w.scalars, bv = bias?.scalars
     var out = [Double](repeating: 0, count: batch * outC * outH * outW)
     for b in 0 ..< batch {
@@ -68,10 +69,10 @@ func naiveConvolution(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, stride s: Int,
                     var sum = Double(bv?[o] ?? 0)
                     for i in 0 ..< inC {
                         for ky in 0 ..< k {
-                            let iy = y * s + ky - p
+                            let iy = y * s + ky * dl - p
                             if iy < 0 || iy >= h { continue }
                             for kx in 0 ..< k {
-                                let ix = xo * s + kx - p
+                                let ix = xo * s + kx * dl - p
                                 if ix < 0 || ix >= wd { continue }
                                 sum += Double(xv[((b * inC + i) * h + iy) * wd + ix])
                                     * Double(wv[((o * inC + i) * k + ky) * k + kx])

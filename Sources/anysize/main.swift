@@ -15,4 +15,6 @@ struct AnySizeCommand: ParsableCommand {
 
 // OpenBLAS reads its kernel family and thread timeout when it loads; set them before any work (BLASCoreSelection).
 BLASCoreSelection.reexecuteWithPreferredSettingsIfNeeded()
+// SIGINT / SIGTERM / SIGHUP during a write remove the temporary file before the process ends.
+TemporaryFiles.removeOnSignals()
 AnySizeCommand.main()

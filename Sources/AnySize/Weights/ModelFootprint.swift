@@ -52,38 +52,17 @@ public struct ModelFootprint: Sendable {
     }
 
     private static func readFolder(_ path: String) throws -> ModelFootprint {
-        let root = URL(fileURLWithPath: path)
-        let (unet, vae) = try StableDiffusionCheckpoint.decodeModelConfigs(folder: root)
+        let files = try DiffusersFolderFiles.discover(path)
+        let (unet, vae) = try StableDiffusionCheckpoint.decodeModelConfigs(folder: files.root)
         var count = 0, text = 0
-        for (folder, base) in [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")] {
-            for file in try weightFiles(root.appendingPathComponent(folder), baseName: base) {
+        for component in ModelComponent.allCases {
+            for file in try files.files(component) {
                 let elements = floatElements(try SafeTensorsFile(path: file.path)) { _ in true }
                 count += elements
-                if folder == "text_encoder" { text += elements }
+                if component == .textEncoder { text += elements }
             }
         }
         return ModelFootprint(unet: unet, vae: vae, parameterCount: count, textEncoderParameterCount: text)
-    }
-
-    /// The safetensors files of one component, in the order `DiffusersFolder` looks for them.
-    private static func weightFiles(_ folder: URL, baseName: String) throws -> [URL] {
-        let fm = FileManager.default
-        for name in ["\(baseName).safetensors", "\(baseName).fp16.safetensors"] {
-            let url = folder.appendingPathComponent(name)
-            if fm.fileExists(atPath: url.path) { return [url] }
-        }
-        for name in ["\(baseName).safetensors.index.json", "\(baseName).safetensors.index.fp16.json"] {
-            let url = folder.appendingPathComponent(name)
-            guard fm.fileExists(atPath: url.path) else { continue }
-            struct ShardIndex: Decodable {
-                let weightMap: [String: String]
-                enum CodingKeys: String, CodingKey { case weightMap = "weight_map" }
-            }
-            let shards = Set(try StableDiffusionCheckpoint.decodeConfig(ShardIndex.self, at: url).weightMap.values)
-            return shards.sorted().map { folder.appendingPathComponent($0) }
-        }
-        throw AnySizeError(.missingComponent,
-            "\(folder.path): no weights (expected \(baseName).safetensors); the model folder is incomplete")
     }
 
     private static func readSingleFile(_ path: String, prediction override: PredictionType?,

@@ -104,6 +104,11 @@ enum SingleFile {
     /// - Throws: `unsupportedConfig` for any other parameterization (x0 models are not supported).
     static func prediction(path: String, yaml: LDMConfigFile?, override: PredictionType?) throws
         -> (type: PredictionType, source: String) {
+        if let yaml, !yaml.values.keys.contains(where: { $0.hasPrefix("model.") }) {
+            throw AnySizeError(.unsupportedConfig,
+                "\(yaml.path): not an LDM config (no model: section with target and params); use the model's own .yaml "
+                + "(e.g. Stability's v2-inference-v.yaml) or remove the file")
+        }
         let yamlPrediction = yaml?.string("model.params.parameterization")
         if let yaml, let value = yamlPrediction, !["eps", "epsilon", "v"].contains(value) {
             throw AnySizeError(.unsupportedConfig,

@@ -19,6 +19,8 @@ bytes):
   tiny-sd2.safetensors      same for tiny-sd2/, text encoder in open_clip layout under cond_stage_model.model with
   tiny-sd2.yaml             one more resblock than used (SD2 takes the penultimate layer), and its LDM config.
   tokenizer-fast/           tiny-sd1's tokenizer as transformers 5.23 saves it (tokenizer.json only).
+  tiny-sd1-saved/           tiny-sd1/ loaded and saved again by diffusers 0.42.1 / transformers 5.23
+                            (tools/fixtures_saved_today.py): tokenizer.json only, same weights.
   reference/                float32 inputs and outputs of each component (index.json describes every case).
 
 Weights are stored as float16. Every reference is computed in float32 from the weights as stored (f16 -> f32),
@@ -419,6 +421,9 @@ def main():
         shutil.rmtree(fast)
     load_tokenizer(FIXTURES / "tiny-sd1" / "tokenizer").save_pretrained(str(fast))
     assert token_ids(load_tokenizer(fast)) == token_ids(load_tokenizer(FIXTURES / "tiny-sd1" / "tokenizer"))
+
+    import fixtures_saved_today
+    fixtures_saved_today.main()  # tiny-sd1-saved/: tiny-sd1 as today's save_pretrained writes it
 
     reference_fixtures.write_all(info)
     shutil.rmtree(work)

@@ -20,29 +20,23 @@ struct AttentionReportCommand: ParsableCommand {
     @OptionGroup var sampling: SamplingArguments
     @Option(help: "Comma list of canvases WxH, multiples of 8 from 64 to 4096.") var sizes: String = "256x256,512x512,768x768"
     @Option(help: "Comma list of formulations: standard, scaled, local, log-bias, auto.") var attention: String = "standard,scaled,local"
-    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Output folder (created if needed).") var out: String = "attention-report"
     @Flag(help: "No progress output.") var quiet = false
 
     func run() throws {
-        let settings = try sampling.resolved()
-        var options = AttentionReportOptions(prompt: prompt, sizes: try AttentionReportOptions.parseSizes(sizes),
-                                             modes: try AttentionReportOptions.parseModes(attention))
-        options.negativePrompt = sampling.negativePrompt
-        options.steps = sampling.steps
-        options.seed = seed
-        options.cfgScale = sampling.cfgScale
-        options.sampler = settings.sampler
-        options.karras = settings.karras
-        options.localEdge = sampling.localEdge
-        options.trainedSize = settings.trainedSize
-        options.attentionMemory = settings.attentionMemoryBytes
+        let sizes = try AttentionReportOptions.parseSizes(self.sizes)
+        let modes = try AttentionReportOptions.parseModes(attention)
+        let resolved = try sampling.request(model: model, prompt: prompt, seed: seed).resolve()
+        // Every canvas (and the trained-size baseline) must fit before any weights load.
+        let trained = resolved.options.trainedSize ?? resolved.footprint.trainedSize
+        for size in sizes + [trained] { _ = try resolved.resized(width: size.width, height: size.height) }
+        let options = AttentionReportOptions(generation: resolved.options, sizes: sizes, modes: modes)
         try options.validate()
 
         let progress = ProgressReporter(quiet: quiet)
         let loadStart = Date()
-        let checkpoint = try StableDiffusionCheckpoint.load(path: model, prediction: settings.prediction)
-        let pipeline = try StableDiffusionPipeline(checkpoint: checkpoint)
+        let pipeline = try StableDiffusionPipeline(checkpoint: try resolved.loadCheckpoint())
         progress.phase("load", seconds: Date().timeIntervalSince(loadStart))
         let report = try AttentionReport.run(pipeline: pipeline, options: options) { event in
             switch event {

@@ -12,12 +12,12 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "A diffusers model folder or a single-file .safetensors checkpoint.") var model: String
     @Option(help: "unet, vae-decode or text-encoder.") var component: String
-    @Option(help: "Canvas width in pixels (multiple of 8).") var width: Int = 512
-    @Option(help: "Canvas height in pixels (multiple of 8).") var height: Int = 512
-    @Option(name: .customLong("batch-size"), help: "Images (or 77-token windows) per call.") var batchSize: Int = 1
-    @Option(help: "Timed runs.") var repeats: Int = 3
-    @Option(help: "Untimed runs before the timed ones.") var warmup: Int = 1
-    @Option(help: "Seed of the random inputs.") var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Canvas width in pixels (multiple of 8).") var width: Int = 512
+    @Option(parsing: .unconditional, help: "Canvas height in pixels (multiple of 8).") var height: Int = 512
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Images (or 77-token windows) per call.") var batchSize: Int = 1
+    @Option(parsing: .unconditional, help: "Timed runs.") var repeats: Int = 3
+    @Option(parsing: .unconditional, help: "Untimed runs before the timed ones.") var warmup: Int = 1
+    @Option(parsing: .unconditional, help: "Seed of the random inputs.") var seed: UInt64 = 0
     @Flag(help: "Record and print seconds per op family.") var profile = false
 
     func run() throws {
@@ -27,6 +27,7 @@ struct BenchCommand: ParsableCommand {
         let options = BenchmarkOptions(component: part, width: width, height: height, batch: batchSize,
                                        repeats: repeats, warmup: warmup, seed: seed, profile: profile)
         try options.validate()
+        try options.checkMemory(model: try ModelFootprint.read(path: model))
         let checkpoint = try StableDiffusionCheckpoint.load(path: model)
         let result = try Benchmark.run(checkpoint: checkpoint, options: options)
         print(result.jsonLine)

@@ -5,7 +5,7 @@ import ArgumentParser
 struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
-        abstract: "Show a checkpoint's layout, family, prediction type, trained size, dtypes and parameter counts.")
+        abstract: "Build a checkpoint's models (full validation) and show its layout, family, prediction type, trained size, dtypes and parameter counts.")
 
     @Option(name: .long, help: "A diffusers model folder or a single-file .safetensors checkpoint.")
     var model: String
@@ -24,6 +24,8 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         let checkpoint = try StableDiffusionCheckpoint.load(path: model, prediction: override)
-        print(ModelInfo(checkpoint).report, terminator: "")
+        // The models are built as `generate` builds them, so the report lists the same unused tensors.
+        let pipeline = try StableDiffusionPipeline(checkpoint: checkpoint)
+        print(ModelInfo(checkpoint, unusedTensors: pipeline.unusedTensors).report, terminator: "")
     }
 }

@@ -1,45 +1,51 @@
 import AnySize
 import ArgumentParser
 
-/// The sampling and attention options `generate` and `attention-report` share, with their checks (all made
-/// before any model loads).
+/// The sampling and attention options `generate` and `attention-report` share; `request` turns them into the
+/// library's `GenerationRequest`, which makes every check before any model loads.
 struct SamplingArguments: ParsableArguments {
     @Option(name: .customLong("negative-prompt"), help: "What to avoid (default: empty).") var negativePrompt: String = ""
-    @Option(help: "Sampling steps.") var steps: Int = 20
-    @Option(name: .customLong("cfg-scale"), help: "Classifier-free guidance scale (1 = no unconditional pass).") var cfgScale: Double = 7.5
+    @Option(parsing: .unconditional, help: "Sampling steps.") var steps: Int = 20
+    @Option(name: .customLong("cfg-scale"), parsing: .unconditional, help: "Classifier-free guidance scale (1 = no unconditional pass).") var cfgScale: Double = 7.5
     @Option(help: "euler, euler_a, heun, dpmpp_2m or ddim.") var sampler: String = "dpmpp_2m"
     @Flag(inversion: .prefixedNo, help: "Karras sigmas (euler, heun, dpmpp_2m; default on for dpmpp_2m).") var karras: Bool?
     @Option(help: "Override the prediction type: epsilon or v.") var prediction: String?
-    @Option(name: .customLong("local-edge"), help: "Canvas-edge sink tokens for local attention.") var localEdge: Int = 0
+    @Option(name: .customLong("local-edge"), parsing: .unconditional, help: "Canvas-edge sink tokens for local attention.") var localEdge: Int = 0
     @Option(name: .customLong("trained-size"), help: "The model's trained size WxH (default: from the model).") var trainedSize: String?
-    @Option(name: .customLong("attention-memory"), help: "Attention scratch memory in MB (default: from physical RAM).") var attentionMemory: Int?
+    @Option(name: .customLong("attention-memory"), parsing: .unconditional, help: "Attention scratch memory in MB (default: from physical RAM).") var attentionMemory: Int?
+    @Option(help: "How a canvas other than the trained one is composed: none, redilate, hires, deep-shrink, resize or auto (trained size: none; no side larger than trained: resize; a side larger: hires).") var compose: String = "auto"
+    @Option(name: .customLong("hires-strength"), parsing: .unconditional, help: "hires: img2img strength of the pass at the target size, in (0, 1].") var hiresStrength: Double = 0.7
+    @Option(name: .customLong("redilate-until"), parsing: .unconditional, help: "redilate: re-dilate the convolutions while the timestep is at least T (0 to 1000).") var redilateUntil: Double = 400
+    @Option(name: .customLong("deep-shrink-end"), parsing: .unconditional, help: "deep-shrink: shrink the inner levels while the timestep is at least (1 - E) * 1000, E in [0, 1].") var deepShrinkEnd: Double = 0.35
 
-    /// The checked values.
-    struct Resolved {
-        var sampler: SamplerKind
-        var karras: Bool
-        var prediction: PredictionType?
-        var trainedSize: (width: Int, height: Int)?
-        var attentionMemoryBytes: Int
-    }
-
-    func resolved() throws -> Resolved {
+    /// The request for `model` and `prompt` with these settings (canvas left to the model).
+    func request(model: String, prompt: String, seed: UInt64) throws -> GenerationRequest {
         guard let kind = SamplerKind(rawValue: sampler) else {
             throw AnySizeError(.invalidArgument, "--sampler '\(sampler)' is unknown; use one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        var override: PredictionType?
+        guard let mode = CompositionMode(rawValue: compose) else {
+            throw AnySizeError(.invalidArgument, "--compose '\(compose)' is unknown; use one of \(CompositionMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var options = GenerationOptions(prompt: prompt, width: 512, height: 512, seed: seed)
+        options.composition = CompositionOptions(mode: mode, hiresStrength: hiresStrength, redilateUntil: redilateUntil,
+                                                 deepShrinkEnd: deepShrinkEnd)
+        try options.composition.validate()
+        options.negativePrompt = negativePrompt
+        options.steps = steps
+        options.cfgScale = cfgScale
+        options.sampler = kind
+        options.karras = karras ?? (kind == .dpmpp2m)
+        options.localEdge = localEdge
+        options.trainedSize = try trainedSize.map { try Self.parseSize($0, flag: "--trained-size") }
+        options.attentionMemory = try attentionMemory.map { try AttentionMemory.budget(megabytes: $0) } ?? AttentionMemory.defaultBudget()
+        var request = GenerationRequest(model: model, options: options)
         if let p = prediction {
             guard let parsed = PredictionType(name: p) else {
                 throw AnySizeError(.invalidArgument, "--prediction '\(p)' is unknown; use epsilon or v")
             }
-            override = parsed
+            request.prediction = parsed
         }
-        if let m = attentionMemory, m < 1 {
-            throw AnySizeError(.invalidArgument, "--attention-memory \(m): use at least 1 MB")
-        }
-        return Resolved(sampler: kind, karras: karras ?? (kind == .dpmpp2m), prediction: override,
-                        trainedSize: try trainedSize.map { try Self.parseSize($0, flag: "--trained-size") },
-                        attentionMemoryBytes: (attentionMemory.map { $0 << 20 }) ?? AttentionMemory.defaultBudget())
+        return request
     }
 
     /// Parses "WxH".

@@ -136,8 +136,8 @@ final class AttentionReportTests: XCTestCase {
     /// Sizes without the trained one: a baseline run is added; CSV shape and values, summary, chart.
     func testReportWritesCSVSummaryAndChart() throws {
         var options = AttentionReportOptions(prompt: "a cat", sizes: [(64, 64), (192, 128)], modes: [.standard, .scaled, .local])
-        options.steps = 2
-        options.trainedSize = (128, 128)
+        options.generation.steps = 2
+        options.generation.trainedSize = (128, 128)
         let plan = AttentionReport.plan(options, trainedSize: (128, 128))
         XCTAssertEqual(plan.count, 7)
         XCTAssertTrue(plan.last.map { $0.width == 128 && $0.height == 128 && $0.mode == .standard && $0.added } ?? false)
@@ -196,9 +196,9 @@ final class AttentionReportTests: XCTestCase {
     /// With the trained size requested no run is added, and at the trained size `scaled` is `standard` exactly.
     func testTrainedSizeRequestedNeedsNoExtraRun() throws {
         var options = AttentionReportOptions(prompt: "a cat", sizes: [(128, 128), (96, 64)], modes: [.scaled, .standard])
-        options.steps = 1
-        options.cfgScale = 1  // no unconditional half
-        options.trainedSize = (128, 128)
+        options.generation.steps = 1
+        options.generation.cfgScale = 1  // no unconditional half
+        options.generation.trainedSize = (128, 128)
         XCTAssertEqual(AttentionReport.plan(options, trainedSize: (128, 128)).count, 4)
         let report = try AttentionReport.run(pipeline: try pipeline(), options: options)
         XCTAssertEqual(report.runs.count, 4)
@@ -232,7 +232,7 @@ final class AttentionReportTests: XCTestCase {
         var options = AttentionReportOptions(prompt: "x", sizes: [(64, 64)], modes: [])
         XCTAssertThrowsError(try options.validate())
         options.modes = [.standard]
-        options.steps = 0
+        options.generation.steps = 0
         XCTAssertThrowsError(try options.validate())
     }
 

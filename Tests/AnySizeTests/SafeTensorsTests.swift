@@ -211,14 +211,14 @@ final class SafeTensorsTests: XCTestCase {
                                  mentioning: [url.path, "'x' appears twice"], "duplicate")
         assertThrowsAnySizeError(try SafeTensorsWriter.write([("__metadata__", t)], to: url.path),
                                  mentioning: [url.path], "reserved name")
-        // The destination is a folder: everything is written, then the final rename fails.
+        // The destination is a folder: refused before anything is written.
         let blocked = folder.appendingPathComponent("blocked.safetensors")
         try FileManager.default.createDirectory(at: blocked.appendingPathComponent("inner"), withIntermediateDirectories: true)
         assertThrowsAnySizeError(try SafeTensorsWriter.write([("x", t)], to: blocked.path),
-                                 mentioning: [blocked.path, "cannot move the finished file into place"], "rename")
+                                 mentioning: [blocked.path, "is a folder"], "folder")
         let missingFolder = folder.appendingPathComponent("no/such/folder/out.safetensors").path
         assertThrowsAnySizeError(try SafeTensorsWriter.write([("x", t)], to: missingFolder),
-                                 mentioning: [missingFolder, "cannot create"], "missing folder")
+                                 mentioning: [missingFolder, "does not exist"], "missing folder")
 
         XCTAssertEqual(try Data(contentsOf: url), before)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted(),

@@ -3,27 +3,23 @@ import Foundation
 /// What `AttentionReport.run` compares: one sampling run per (size, formulation), all with the same prompt, seed,
 /// steps and sampler (METHODS.md, "Diagnostics the article relies on").
 public struct AttentionReportOptions: Sendable {
-    public var prompt: String
-    public var negativePrompt: String = ""
+    /// Everything the runs share (prompt, steps, seed, sampler, guidance, trained size, attention memory, ...),
+    /// usually a `ResolvedGeneration`'s options; each run sets its own canvas and formulation.
+    public var generation: GenerationOptions
     /// Canvases in pixels, in the order given.
     public var sizes: [(width: Int, height: Int)]
     /// Formulations, in the order given (`auto` resolves per size).
     public var modes: [AttentionMode]
-    public var steps: Int = 20
-    public var seed: UInt64 = 0
-    public var cfgScale: Double = 7.5
-    public var sampler: SamplerKind = .dpmpp2m
-    public var karras: Bool = true
-    public var localEdge: Int = 0
-    /// The trained canvas in pixels; nil = the model's own.
-    public var trainedSize: (width: Int, height: Int)? = nil
-    /// Scratch-memory bound of the attention kernel, in bytes.
-    public var attentionMemory: Int = 1 << 30
 
-    public init(prompt: String, sizes: [(width: Int, height: Int)], modes: [AttentionMode]) {
-        self.prompt = prompt
+    public init(generation: GenerationOptions, sizes: [(width: Int, height: Int)], modes: [AttentionMode]) {
+        self.generation = generation
         self.sizes = sizes
         self.modes = modes
+    }
+
+    /// Runs of `prompt` with the default settings and seed 0.
+    public init(prompt: String, sizes: [(width: Int, height: Int)], modes: [AttentionMode]) {
+        self.init(generation: GenerationOptions(prompt: prompt, width: 512, height: 512, seed: 0), sizes: sizes, modes: modes)
     }
 
     /// Parses a comma list of `WxH` canvases, each a multiple of 8 from 64 to 4096; duplicates are dropped.
@@ -61,16 +57,10 @@ public struct AttentionReportOptions: Sendable {
 
     /// The generation options of one run.
     public func generationOptions(width: Int, height: Int, mode: AttentionMode) -> GenerationOptions {
-        var o = GenerationOptions(prompt: prompt, width: width, height: height, seed: seed)
-        o.negativePrompt = negativePrompt
-        o.steps = steps
-        o.cfgScale = cfgScale
-        o.sampler = sampler
-        o.karras = karras
+        var o = generation
+        o.width = width
+        o.height = height
         o.attention = mode
-        o.localEdge = localEdge
-        o.trainedSize = trainedSize
-        o.attentionMemory = attentionMemory
         o.recordEntropy = true
         return o
     }
@@ -183,7 +173,7 @@ public struct AttentionReport: Sendable {
     public static func run(pipeline: StableDiffusionPipeline, options: AttentionReportOptions,
                            progress: (Event) -> Void = { _ in }) throws -> AttentionReport {
         try options.validate()
-        let trained = options.trainedSize ?? pipeline.trainedSize
+        let trained = options.generation.trainedSize ?? pipeline.trainedSize
         let plan = Self.plan(options, trainedSize: trained)
         if let added = plan.last, added.added {
             progress(.notice("the sizes do not include the trained size \(trained.width)x\(trained.height) with standard attention; "
@@ -196,21 +186,23 @@ public struct AttentionReport: Sendable {
             progress(.run(index: index + 1, total: plan.count, label: label))
             let generation = options.generationOptions(width: item.width, height: item.height, mode: item.mode)
             let result = try pipeline.generate(generation) { progress(.pipeline($0)) }
-            let choice = AttentionSelection.resolve(item.mode, latentHeight: item.height / factor, latentWidth: item.width / factor,
+            // The formulation the run's passes used (a composition method runs `auto` as `standard`).
+            let choice = AttentionSelection.resolve(result.composition.attentionMode(for: item.mode), latentHeight: item.height / factor, latentWidth: item.width / factor,
                                                     trainedHeight: trained.height / factor, trainedWidth: trained.width / factor,
                                                     levels: pipeline.unet.config.blockOutChannels.count,
-                                                    localEdge: options.localEdge)
+                                                    localEdge: options.generation.localEdge)
             let local = choice.formulation as? LocalAttention
-            var keysCache: [Int: Double] = [:]
+            var keysCache: [[Int]: Double] = [:]  // (level, grid): passes of a composition differ in grid
             var records: [EntropyRecord] = []
             for call in result.entropy {
                 for sample in call.samples {
                     let site = sample.site
                     let keys: Double
                     if let local {
-                        if let cached = keysCache[site.level] { keys = cached } else {
+                        let key = [site.level, site.height, site.width]
+                        if let cached = keysCache[key] { keys = cached } else {
                             keys = local.meanKeysPerQuery(site: site)
-                            keysCache[site.level] = keys
+                            keysCache[key] = keys
                         }
                     } else {
                         keys = Double(site.tokens)
@@ -225,7 +217,8 @@ public struct AttentionReport: Sendable {
                                            resolvedName: result.attentionName, summary: result.attentionSummary,
                                            isBaseline: isBaseline, wasAdded: item.added, records: records))
         }
-        return AttentionReport(runs: runs, trainedSize: trained, steps: options.steps, seed: options.seed, sampler: options.sampler)
+        return AttentionReport(runs: runs, trainedSize: trained, steps: options.generation.steps, seed: options.generation.seed,
+                               sampler: options.generation.sampler)
     }
 
     /// The trained-size `standard` run.

@@ -39,12 +39,49 @@ public struct BenchmarkOptions: Sendable {
 
     /// Throws `invalidArgument` for sizes that are not positive multiples of 8 or counts out of range.
     public func validate() throws {
-        guard width >= 8, height >= 8, width % 8 == 0, height % 8 == 0 else {
-            throw AnySizeError(.invalidArgument, "bench: --width \(width) / --height \(height) must be positive multiples of 8 (latents are 1/8 of the canvas)")
+        guard width >= 8, height >= 8, width <= 4096, height <= 4096, width % 8 == 0, height % 8 == 0 else {
+            throw AnySizeError(.invalidArgument, "bench: --width \(width) / --height \(height) must be multiples of 8 from 8 to 4096 (latents are 1/8 of the canvas)")
         }
         guard batch >= 1 else { throw AnySizeError(.invalidArgument, "bench: --batch-size \(batch) must be at least 1") }
         guard repeats >= 1 else { throw AnySizeError(.invalidArgument, "bench: --repeats \(repeats) must be at least 1") }
         guard warmup >= 0 else { throw AnySizeError(.invalidArgument, "bench: --warmup \(warmup) must be 0 or more") }
+    }
+}
+
+extension BenchmarkOptions {
+    /// The estimated peak memory of the benchmark on `model`: the `MemoryEstimate` terms of the component it runs
+    /// (one UNet call on the batch without guidance; one VAE decode of the whole batch; the text encoder), in
+    /// arithmetic that saturates instead of overflowing.
+    public func estimatedPeak(model: ModelFootprint, workers: Int = Parallel.threadCount) -> Int {
+        var options = GenerationOptions(prompt: "", width: width, height: height, seed: seed)
+        options.batchSize = batch
+        options.cfgScale = 1
+        options.vaeTiling = .off
+        let e = MemoryEstimate(model: model, options: options, img2img: false, workers: workers)
+        let working: Int
+        switch component {
+        case .unet:
+            working = Saturating.add(e.unetActivations, e.attentionScratch)
+        case .vaeDecode:
+            let f = 1 << max(0, model.vae.blockOutChannels.count - 1)
+            let perImage = 4 * MemoryEstimate.decoderFloats(model.vae, height: height / f, width: width / f)
+            working = Saturating.multiply(batch, perImage)
+        case .textEncoder:
+            // Per 77-token window: a generous 16 activations of up to 1024 floats per token.
+            working = Saturating.multiply(batch, 77 * 1024 * 16 * 4)
+        }
+        return Saturating.add(Saturating.add(e.overhead, e.weights), working)
+    }
+
+    /// Refuses, before any weights load, a benchmark whose estimate exceeds `physicalMemory`.
+    public func checkMemory(model: ModelFootprint, physicalMemory: UInt64 = ProcessInfo.processInfo.physicalMemory) throws {
+        let peak = estimatedPeak(model: model), physical = Int(clamping: physicalMemory)
+        guard peak <= physical else {
+            throw AnySizeError(.outOfMemory,
+                "bench: \(component.rawValue) at \(width)x\(height) with batch size \(batch) needs about "
+                + "\(MemoryEstimate.gigabytes(peak)) but this machine has \(MemoryEstimate.gigabytes(physical)); "
+                + "use a smaller --width/--height or --batch-size")
+        }
     }
 }
 

@@ -11,4 +11,16 @@ public enum AttentionMemory {
         let share = Int(clamping: physicalMemory / 64)
         return min(max(share, 256 << 20), 1 << 30)
     }
+
+    /// `megabytes` in bytes, checked before the shift can overflow: between 1 MB and half of physical memory.
+    /// - Throws: `AnySizeError(.invalidArgument)` naming `--attention-memory` and the allowed range.
+    public static func budget(megabytes: Int, physicalMemory: UInt64 = ProcessInfo.processInfo.physicalMemory) throws -> Int {
+        let limit = Int(clamping: physicalMemory / 2) >> 20
+        guard megabytes >= 1, megabytes <= limit else {
+            throw AnySizeError(.invalidArgument,
+                "--attention-memory \(megabytes) MB is outside 1 to \(limit) MB (half of this machine's memory); "
+                + "leave it out for the default (\(defaultBudget(physicalMemory: physicalMemory) >> 20) MB)")
+        }
+        return megabytes << 20
+    }
 }

@@ -40,6 +40,9 @@ public struct GenerationOptions: Sendable {
         batchPrompts ?? Array(repeating: (prompt, negativePrompt), count: batchSize)
     }
 
+    /// Images in the batch (`promptPairs.count` without building the list).
+    public var batchCount: Int { batchPrompts?.count ?? batchSize }
+
     public init(prompt: String, width: Int, height: Int, seed: UInt64) {
         self.prompt = prompt
         self.width = width
@@ -60,7 +63,10 @@ public struct GenerationOptions: Sendable {
             throw AnySizeError(.invalidArgument, "batchPrompts is empty; give at least one (prompt, negative) pair")
         }
         guard batchSize >= 1 else { throw AnySizeError(.invalidArgument, "--batch-size \(batchSize): use at least 1") }
-        guard cfgScale.isFinite else { throw AnySizeError(.invalidArgument, "--cfg-scale \(cfgScale) is not a number") }
+        // The models compute in Float: a Double that is finite may still be infinite there (1e39).
+        guard Float(cfgScale).isFinite else {
+            throw AnySizeError(.invalidArgument, "--cfg-scale \(cfgScale) is not a finite 32-bit number; use e.g. 7.5 (1 to 30 is the useful range)")
+        }
         guard strength > 0, strength <= 1 else {
             throw AnySizeError(.invalidArgument, "--strength \(strength) is outside (0, 1]; e.g. 0.75 keeps a quarter of the init image's structure")
         }

@@ -31,7 +31,8 @@ public struct MemoryEstimate: Sendable {
 
     /// Bytes at the peak.
     public var peak: Int {
-        overhead + max(weights, weights - textEncoderWeights + max(unetActivations + attentionScratch, vae))
+        let working = max(Saturating.add(unetActivations, attentionScratch), vae)
+        return Saturating.add(overhead, max(weights, Saturating.add(weights - textEncoderWeights, working)))
     }
 
     /// Estimate for `options` (size, batch, guidance, `attentionMemory`, `vaeTiling`) on `model`, with `workers`
@@ -41,27 +42,31 @@ public struct MemoryEstimate: Sendable {
         let f = 1 << max(0, model.vae.blockOutChannels.count - 1)
         let canvas = Self.largestCanvas(model: model, options: options, img2img: img2img ?? (options.initImage != nil))
         let h = canvas.height / f, w = canvas.width / f
-        let batch = options.promptPairs.count
-        let rows = batch * (options.cfgScale > 1 ? 2 : 1)
+        // Batch-dependent terms saturate at Int.max instead of overflowing (a batch of 10^12 is refused, not a crash).
+        let batch = options.batchCount
+        let rows = Saturating.multiply(batch, options.cfgScale > 1 ? 2 : 1)
         weights = model.weightBytes
         textEncoderWeights = model.textEncoderWeightBytes
         // Latents, scaled input, guided input, output, guidance result and scheduler history: a few latents.
-        let sampler = 8 * rows * model.unet.inChannels * h * w
-        unetActivations = 4 * (rows * Self.unetFloats(model.unet, height: h, width: w) + sampler)
+        let sampler = Saturating.multiply(rows, 8 * model.unet.inChannels * h * w)
+        unetActivations = Saturating.multiply(4, Saturating.add(
+            Saturating.multiply(rows, Self.unetFloats(model.unet, height: h, width: w)), sampler))
         attentionScratch = Self.attentionScratch(tokens: h * w, budget: options.attentionMemory, workers: workers)
         let tile = options.vaeTiling.tileSize(width: canvas.width, height: canvas.height).map { max(1, $0 / f) }
         let th = min(tile ?? h, h), tw = min(tile ?? w, w)
         let tiled = th < h || tw < w
         let pixels = canvas.height * canvas.width
         // Per image (or tile), then the decoded batch (parts and their concatenation) and the tile accumulator.
-        let decode = 4 * Self.decoderFloats(model.vae, height: th, width: tw)
+        let decoded = Saturating.multiply(batch, 8 * model.vae.outChannels * pixels)
+        let decode = Saturating.add(4 * Self.decoderFloats(model.vae, height: th, width: tw)
             + Self.attentionScratch(tokens: th * tw, budget: options.attentionMemory, workers: workers)
-            + 4 * (2 * batch * model.vae.outChannels * pixels + (tiled ? pixels : 0))
+            + 4 * (tiled ? pixels : 0), decoded)
         var encode = 0
         if img2img ?? (options.initImage != nil) {
-            encode = 4 * Self.encoderFloats(model.vae, height: th * f, width: tw * f)
+            let latents = Saturating.multiply(Saturating.add(batch, 2), 8 * model.vae.latentChannels * h * w)
+            encode = Saturating.add(4 * Self.encoderFloats(model.vae, height: th * f, width: tw * f)
                 + Self.attentionScratch(tokens: th * tw, budget: options.attentionMemory, workers: workers)
-                + 4 * (model.vae.inChannels * pixels + 2 * model.vae.latentChannels * h * w * (batch + 2))
+                + 4 * model.vae.inChannels * pixels, latents)
         }
         vae = max(decode, encode)
         overhead = Self.baseOverhead + (64 << 20) + (64 << 20)  // + im2col columns + feed-forward chunk
@@ -71,11 +76,10 @@ public struct MemoryEstimate: Sendable {
     /// render for `resize`); the target when the composition cannot be planned (the generation reports why).
     public static func largestCanvas(model: ModelFootprint, options: GenerationOptions, img2img: Bool) -> (width: Int, height: Int) {
         let f = 1 << max(0, model.vae.blockOutChannels.count - 1)
-        let side = model.unet.sampleSize * f
-        let trained = options.trainedSize ?? (side, side)
+        let trained = options.trainedSize ?? model.trainedSize
         let request = CompositionRequest(width: options.width, height: options.height, trainedWidth: trained.width,
                                          trainedHeight: trained.height, latentFactor: f, steps: options.steps,
-                                         img2img: img2img, options: options.composition)
+                                         img2img: img2img, options: options.composition, unet: model.unet)
         guard let plan = try? CompositionPlan.resolve(request) else { return (options.width, options.height) }
         let largest = plan.largestPass
         return largest.width * largest.height > options.width * options.height ? largest : (options.width, options.height)
@@ -226,5 +230,18 @@ public struct MemoryEstimate: Sendable {
         resnet(current, current, levels - 1)
         if c.midBlockAddAttention { peak = max(peak, 8 * current * n(levels - 1)) }
         return peak
+    }
+}
+
+/// Integer arithmetic on byte counts that stops at `Int.max` instead of trapping on overflow.
+enum Saturating {
+    static func add(_ a: Int, _ b: Int) -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (a < 0 ? Int.min : Int.max) : sum
+    }
+
+    static func multiply(_ a: Int, _ b: Int) -> Int {
+        let (product, overflow) = a.multipliedReportingOverflow(by: b)
+        return overflow ? ((a < 0) != (b < 0) ? Int.min : Int.max) : product
     }
 }

@@ -117,6 +117,13 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         let batch = pairs.count
         let guided = options.cfgScale > 1
 
+        for text in Set(pairs.flatMap { [$0.prompt, $0.negative] }) {
+            let tokens = tokenizer.encode(text).count
+            guard tokens > CLIPTokenizer.contextLength - 2 else { continue }
+            let windows = tokenizer.chunkedWindows(text).count
+            progress(.notice("note: a prompt of \(tokens) tokens is longer than CLIP's 75; it is encoded as \(windows) windows "
+                + "of 75 tokens (AUTOMATIC1111's rule), where diffusers would drop every token after the 75th: \"\(text.prefix(40))...\""))
+        }
         // [N * (guided ? 2 : 1), 77k, D]: unconditional embeddings first, as diffusers concatenates them.
         let context: Tensor = try timed("encode") {
             let (positive, negative) = try encodePrompts(pairs, clipSkip: options.clipSkip)
@@ -182,6 +189,11 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
                                   attention: attention, composition: pass.unetCall(t))
                 if guided { output = Self.guidance(output, scale: Float(options.cfgScale)) }
                 latents = scheduler.step(output: output, stepIndex: call, sample: latents, random: random)
+                if FloatConversion.firstNonFinite(latents.pointer, count: latents.count) != nil {
+                    throw AnySizeError(.invalidArgument,
+                        "model call \(done + 1) of \(total) produced NaN or infinite latents (the image would be one colour); "
+                        + "lower --cfg-scale (now \(GenerationMetadata.formatNumber(options.cfgScale))) or check the model's weights")
+                }
                 if let samples = attention.entropySamples { entropy.append((done, sigma, samples)) }
                 done += 1
                 progress(.step(index: done, total: total, secondsPerStep: Date().timeIntervalSince(sampleStart) / Double(done)))

@@ -7,12 +7,9 @@ extension CLIPTokenizer {
     /// `tokenizer_config.json` (see `init(vocabJSON:merges:configFolder:)`).
     /// - Throws: `AnySizeError` naming the missing or malformed file.
     public init(folder: URL) throws {
-        let tokenizerJSON = folder.appendingPathComponent("tokenizer.json")
-        if FileManager.default.fileExists(atPath: tokenizerJSON.path) {
-            try self.init(tokenizerJSON: tokenizerJSON, configFolder: folder)
-        } else {
-            try self.init(vocabJSON: folder.appendingPathComponent("vocab.json"),
-                          merges: folder.appendingPathComponent("merges.txt"), configFolder: folder)
+        switch try TokenizerFiles.discover(in: folder) {
+        case .tokenizerJSON(let url): try self.init(tokenizerJSON: url, configFolder: folder)
+        case .vocabAndMerges(let vocab, let merges): try self.init(vocabJSON: vocab, merges: merges, configFolder: folder)
         }
     }
 

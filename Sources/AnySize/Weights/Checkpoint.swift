@@ -219,10 +219,13 @@ extension StableDiffusionCheckpoint {
         } catch {
             throw AnySizeError(.missingComponent, "\(url.path): missing or unreadable; the model folder is incomplete")
         }
+        let value: T
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            value = try JSONDecoder().decode(T.self, from: data)
         } catch {
             throw AnySizeError(.corruptFile, "\(url.path): invalid config JSON (\(oneLineDescription(error))); fix or re-download the file")
         }
+        try (value as? CheckedConfig)?.check(source: url.path)
+        return value
     }
 }

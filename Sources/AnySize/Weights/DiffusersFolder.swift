@@ -2,59 +2,39 @@ import Foundation
 
 /// Loads a diffusers pipeline folder: `model_index.json`, `unet/`, `vae/`, `text_encoder/` (each with
 /// `config.json` and safetensors weights: plain, `*.fp16.safetensors` variant, or sharded with a
-/// `*.safetensors.index.json`), `tokenizer/` and `scheduler/scheduler_config.json`.
+/// `*.safetensors.index.json`), `tokenizer/` (`tokenizer.json`, or `vocab.json` + `merges.txt`) and
+/// `scheduler/scheduler_config.json`, as `DiffusersFolderFiles` finds them.
 enum DiffusersFolder {
     static func load(path: String, prediction override: PredictionType?) throws -> StableDiffusionCheckpoint {
-        let root = URL(fileURLWithPath: path)
-        let fm = FileManager.default
-        let modelIndex = root.appendingPathComponent("model_index.json")
-        guard fm.fileExists(atPath: modelIndex.path) else {
-            throw AnySizeError(.notAModel,
-                "\(path): not a diffusers model folder (no model_index.json); pass a folder with model_index.json, unet/, vae/, text_encoder/, tokenizer/ and scheduler/, or a .safetensors file")
-        }
+        let files = try DiffusersFolderFiles.discover(path)
+        let modelIndex = files.modelIndex
         let pipelineClass = try jsonObject(at: modelIndex).object["_class_name"] as? String ?? ""
         guard !pipelineClass.hasPrefix("StableDiffusionXL"), !pipelineClass.hasPrefix("StableDiffusion3") else {
             throw AnySizeError(.unsupportedConfig, "\(modelIndex.path): \(pipelineClass) models are not supported; use a Stable Diffusion 1.x or 2.x model")
         }
-        for folder in ["unet", "vae", "text_encoder", "tokenizer", "scheduler"] {
-            var isDirectory: ObjCBool = false
-            guard fm.fileExists(atPath: root.appendingPathComponent(folder).path, isDirectory: &isDirectory),
-                  isDirectory.boolValue else {
-                throw AnySizeError(.missingComponent,
-                    "\(root.appendingPathComponent(folder).path): missing; the model folder is incomplete, download the \(folder)/ folder too")
-            }
-        }
 
-        let unetConfigURL = root.appendingPathComponent("unet/config.json")
+        let unetConfigURL = files.unetConfig
         let unetConfig = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: unetConfigURL)
         guard unetConfig.additionEmbedType == nil, unetConfig.classEmbedType == nil else {
             throw AnySizeError(.unsupportedConfig,
                 "\(unetConfigURL.path): a UNet with class or addition embeddings (SDXL, upscaler, unCLIP) is not supported; use a Stable Diffusion 1.x or 2.x model")
         }
-        let vaeConfig = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: root.appendingPathComponent("vae/config.json"))
-        let textConfig = try StableDiffusionCheckpoint.decodeConfig(CLIPTextConfig.self, at: root.appendingPathComponent("text_encoder/config.json"))
+        let vaeConfig = try StableDiffusionCheckpoint.decodeConfig(VAEConfig.self, at: files.vaeConfig)
+        let textConfig = try StableDiffusionCheckpoint.decodeConfig(CLIPTextConfig.self, at: files.textConfig)
 
-        let schedulerURL = root.appendingPathComponent("scheduler/scheduler_config.json")
+        let schedulerURL = files.schedulerConfig
         let scheduler = try jsonObject(at: schedulerURL)
+        try SchedulerConfig.decode(json: scheduler.data, source: schedulerURL.path).checkValues(source: schedulerURL.path)
         let predictionName = scheduler.object["prediction_type"] as? String ?? "epsilon"
         guard let ownPrediction = PredictionType(name: predictionName) else {
             throw AnySizeError(.unsupportedConfig,
                 "\(schedulerURL.path): prediction_type '\(predictionName)' is not supported (epsilon or v_prediction)")
         }
 
-        let tokenizer = root.appendingPathComponent("tokenizer")
-        for file in ["vocab.json", "merges.txt"] where !fm.fileExists(atPath: tokenizer.appendingPathComponent(file).path) {
-            throw AnySizeError(.missingComponent,
-                "\(tokenizer.appendingPathComponent(file).path): missing; the tokenizer folder is incomplete")
-        }
-
         var tensors = ComponentTensors()
-        try loadWeights(root.appendingPathComponent("unet"), baseName: "diffusion_pytorch_model", component: .unet,
-                        into: &tensors) { .keep($0) }
-        try loadWeights(root.appendingPathComponent("vae"), baseName: "diffusion_pytorch_model", component: .vae,
-                        into: &tensors) { .keep(CheckpointKeys.currentDiffusersVAEName($0)) }
-        try loadWeights(root.appendingPathComponent("text_encoder"), baseName: "model", component: .textEncoder,
-                        into: &tensors) { name in
+        try loadWeights(files, component: .unet, into: &tensors) { .keep($0) }
+        try loadWeights(files, component: .vae, into: &tensors) { .keep(CheckpointKeys.currentDiffusersVAEName($0)) }
+        try loadWeights(files, component: .textEncoder, into: &tensors) { name in
             CheckpointKeys.isIgnorableTextEncoderName(name) ? .ignore : .keep(CheckpointKeys.clipTextModelName(name))
         }
         try CheckpointValidation.validate(tensors, unet: unetConfig, vae: vaeConfig, text: textConfig,
@@ -67,36 +47,26 @@ enum DiffusersFolder {
             path: path, layout: .diffusersFolder, family: family, predictionType: override ?? ownPrediction,
             predictionSource: override == nil ? "scheduler/scheduler_config.json" : "override",
             trainedSize: (side, side), unetConfig: unetConfig, vaeConfig: vaeConfig, textConfig: textConfig,
-            schedulerConfigData: scheduler.data, tokenizer: .folder(tokenizer), tensors: tensors)
+            schedulerConfigData: scheduler.data, tokenizer: .folder(files.tokenizerFolder), tensors: tensors)
     }
 
     /// What to do with one stored name.
     private enum Rename { case keep(String), ignore }
 
-    /// Finds and loads a component's weights: `B.safetensors`, else the sharded `B.safetensors.index.json`,
-    /// else the `fp16` variants of both; pickle files (`.bin`) are refused.
-    private static func loadWeights(_ folder: URL, baseName: String, component: ModelComponent,
+    /// Loads a component's weights as `DiffusersFolderFiles` found them (one file or shards).
+    private static func loadWeights(_ files: DiffusersFolderFiles, component: ModelComponent,
                                     into tensors: inout ComponentTensors, rename: (String) -> Rename) throws {
-        let fm = FileManager.default
-        tensors.sources[component] = folder.path
-        let candidates = ["\(baseName).safetensors", "\(baseName).safetensors.index.json",
-                          "\(baseName).fp16.safetensors", "\(baseName).safetensors.index.fp16.json"]
-        guard let found = candidates.first(where: { fm.fileExists(atPath: folder.appendingPathComponent($0).path) }) else {
-            let pickles = ["\(baseName).bin", "\(baseName).fp16.bin", "pytorch_model.bin", "\(baseName).ckpt"]
-            if let pickle = pickles.first(where: { fm.fileExists(atPath: folder.appendingPathComponent($0).path) }) {
-                throw StableDiffusionCheckpoint.pickleRefusal(folder.appendingPathComponent(pickle).path)
+        tensors.sources[component] = files.root.appendingPathComponent(component.rawValue).path
+        switch files.weights[component] {
+        case .sharded(let index):
+            try loadShards(index: index, component: component, into: &tensors, rename: rename)
+        case .single(let url):
+            let file = try SafeTensorsFile(path: url.path)
+            for name in file.names {
+                try store(name, from: file, component: component, into: &tensors, rename: rename)
             }
-            throw AnySizeError(.missingComponent,
-                "\(folder.path): no weights (expected \(baseName).safetensors); the model folder is incomplete")
-        }
-        let url = folder.appendingPathComponent(found)
-        if found.hasSuffix(".json") {
-            try loadShards(index: url, component: component, into: &tensors, rename: rename)
-            return
-        }
-        let file = try SafeTensorsFile(path: url.path)
-        for name in file.names {
-            try store(name, from: file, component: component, into: &tensors, rename: rename)
+        case nil:
+            break
         }
     }
 
@@ -111,15 +81,8 @@ enum DiffusersFolder {
     /// A sharded checkpoint: `{"weight_map": {"tensor name": "shard file name", ...}}`.
     private static func loadShards(index: URL, component: ModelComponent, into tensors: inout ComponentTensors,
                                    rename: (String) -> Rename) throws {
-        struct ShardIndex: Decodable {
-            let weightMap: [String: String]
-            enum CodingKeys: String, CodingKey { case weightMap = "weight_map" }
-        }
-        let map = try StableDiffusionCheckpoint.decodeConfig(ShardIndex.self, at: index).weightMap
+        let map = try DiffusersFolderFiles.shardMap(index)
         for shard in Set(map.values).sorted() {
-            guard !shard.contains("/"), !shard.hasPrefix(".") else {
-                throw AnySizeError(.corruptFile, "\(index.path): shard name '\(shard)' must be a file name in the same folder")
-            }
             let file = try SafeTensorsFile(path: index.deletingLastPathComponent().appendingPathComponent(shard).path)
             let listed = Set(map.filter { $0.value == shard }.keys)
             for name in listed.sorted() {

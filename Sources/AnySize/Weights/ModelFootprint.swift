@@ -24,6 +24,13 @@ public struct ModelFootprint: Sendable {
                   textEncoderParameterCount: checkpoint.textEncoder.parameterCount)
     }
 
+    /// The canvas the model was trained at, in pixels: the UNet's `sample_size` times the VAE's downsampling
+    /// factor (the loader's `trainedSize`).
+    public var trainedSize: (width: Int, height: Int) {
+        let side = unet.sampleSize << max(0, vae.blockOutChannels.count - 1)
+        return (side, side)
+    }
+
     /// float32 bytes of all parameters.
     public var weightBytes: Int { 4 * parameterCount }
 
@@ -31,52 +38,35 @@ public struct ModelFootprint: Sendable {
     public var textEncoderWeightBytes: Int { 4 * textEncoderParameterCount }
 
     /// Reads only configs and safetensors headers (no tensor data) of a diffusers folder or a single file, so a
-    /// run that cannot fit in memory can be refused before any weights load. `configFolder` as in
-    /// `StableDiffusionCheckpoint.load`. Errors are those the full load would raise for the same defects.
-    public static func read(path: String, configFolder: String? = nil) throws -> ModelFootprint {
+    /// run that cannot fit in memory can be refused before any weights load. `prediction` and `configFolder` as in
+    /// `StableDiffusionCheckpoint.load` (a single SD2 file's trained size follows its prediction type). Errors are
+    /// those the full load would raise for the same defects.
+    public static func read(path: String, prediction override: PredictionType? = nil,
+                            configFolder: String? = nil) throws -> ModelFootprint {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw AnySizeError(.fileNotFound, "\(path): no such file or folder; pass a diffusers model folder or a .safetensors file")
         }
-        return isDirectory.boolValue ? try readFolder(path) : try readSingleFile(path, configFolder: configFolder)
+        return isDirectory.boolValue ? try readFolder(path)
+            : try readSingleFile(path, prediction: override, configFolder: configFolder)
     }
 
     private static func readFolder(_ path: String) throws -> ModelFootprint {
-        let root = URL(fileURLWithPath: path)
-        let (unet, vae) = try StableDiffusionCheckpoint.decodeModelConfigs(folder: root)
+        let files = try DiffusersFolderFiles.discover(path)
+        let (unet, vae) = try StableDiffusionCheckpoint.decodeModelConfigs(folder: files.root)
         var count = 0, text = 0
-        for (folder, base) in [("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")] {
-            for file in try weightFiles(root.appendingPathComponent(folder), baseName: base) {
+        for component in ModelComponent.allCases {
+            for file in try files.files(component) {
                 let elements = floatElements(try SafeTensorsFile(path: file.path)) { _ in true }
                 count += elements
-                if folder == "text_encoder" { text += elements }
+                if component == .textEncoder { text += elements }
             }
         }
         return ModelFootprint(unet: unet, vae: vae, parameterCount: count, textEncoderParameterCount: text)
     }
 
-    /// The safetensors files of one component, in the order `DiffusersFolder` looks for them.
-    private static func weightFiles(_ folder: URL, baseName: String) throws -> [URL] {
-        let fm = FileManager.default
-        for name in ["\(baseName).safetensors", "\(baseName).fp16.safetensors"] {
-            let url = folder.appendingPathComponent(name)
-            if fm.fileExists(atPath: url.path) { return [url] }
-        }
-        for name in ["\(baseName).safetensors.index.json", "\(baseName).safetensors.index.fp16.json"] {
-            let url = folder.appendingPathComponent(name)
-            guard fm.fileExists(atPath: url.path) else { continue }
-            struct ShardIndex: Decodable {
-                let weightMap: [String: String]
-                enum CodingKeys: String, CodingKey { case weightMap = "weight_map" }
-            }
-            let shards = Set(try StableDiffusionCheckpoint.decodeConfig(ShardIndex.self, at: url).weightMap.values)
-            return shards.sorted().map { folder.appendingPathComponent($0) }
-        }
-        throw AnySizeError(.missingComponent,
-            "\(folder.path): no weights (expected \(baseName).safetensors); the model folder is incomplete")
-    }
-
-    private static func readSingleFile(_ path: String, configFolder: String?) throws -> ModelFootprint {
+    private static func readSingleFile(_ path: String, prediction override: PredictionType?,
+                                       configFolder: String?) throws -> ModelFootprint {
         let file = try SafeTensorsFile(path: path)
         let names = file.names
         func component(_ prefix: String) -> SingleFileConfigs.Component {
@@ -88,13 +78,18 @@ public struct ModelFootprint: Sendable {
                 "\(path): no UNet (model.diffusion_model.*) or VAE (first_stage_model.*) tensors; not a full Stable Diffusion 1.x/2.x checkpoint")
         }
         let family: ModelFamily = names.contains { $0.hasPrefix(CheckpointKeys.openCLIPPrefix) } ? .sd2 : .sd1
-        let unet: UNetConfig, vae: VAEConfig
+        var unet: UNetConfig, vae: VAEConfig
         if let configFolder {
             (unet, vae) = try StableDiffusionCheckpoint.decodeModelConfigs(folder: URL(fileURLWithPath: configFolder))
         } else {
             let yaml = try LDMConfigFile(adjacentTo: path)
             unet = try SingleFileConfigs.unet(unetPart, family: family, yaml: yaml)
             vae = try SingleFileConfigs.vae(vaePart, yaml: yaml)
+            // The trained size as `SingleFile.load` sets it (768 px for an SD2 v-prediction file).
+            let side = SingleFile.trainedSide(family: family,
+                                              prediction: try SingleFile.prediction(path: path, yaml: yaml, override: override).type)
+            unet.sampleSize = side >> max(0, vae.blockOutChannels.count - 1)
+            vae.sampleSize = side
         }
         // Count what `SingleFile.load` keeps: SD2 files carry an open_clip block the text encoder never uses.
         let lastBlock = family == .sd2 ? try SingleFileConfigs.openCLIP(component(CheckpointKeys.openCLIPPrefix)).lastBlock : nil

@@ -6,8 +6,14 @@ public struct ModelInfo {
     /// Longest list of ignored / unknown tensor names printed before summarising the rest.
     public var listLimit: Int
 
-    public init(_ checkpoint: StableDiffusionCheckpoint, listLimit: Int = 20) {
+    /// Tensors of a component that its model did not take (`StableDiffusionPipeline.unusedTensors`), when known.
+    public let unusedTensors: [String]?
+
+    /// - Parameter unusedTensors: the pipeline's `unusedTensors` after building the models from `checkpoint`; the
+    ///   report then lists what `generate` notes as unused.
+    public init(_ checkpoint: StableDiffusionCheckpoint, unusedTensors: [String]? = nil, listLimit: Int = 20) {
         self.checkpoint = checkpoint
+        self.unusedTensors = unusedTensors
         self.listLimit = listLimit
     }
 
@@ -30,6 +36,7 @@ public struct ModelInfo {
         }
         lines.append("ignored tensors: \(list(c.ignoredTensors))")
         lines.append("unknown tensors: \(list(c.unknownTensors))")
+        if let unusedTensors { lines.append("unused tensors: \(list(unusedTensors))") }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -42,7 +49,9 @@ public struct ModelInfo {
 
     static func describe(_ source: TokenizerSource) -> String {
         switch source {
-        case .folder(let url): return "folder \(url.path)"
+        case .folder(let url):
+            let files = (try? TokenizerFiles.discover(in: url)).map { " (\($0.summary))" } ?? ""
+            return "folder \(url.path)\(files)"
         case .bundled(let pad): return "bundled CLIP BPE, padding with \"\(pad)\""
         }
     }

@@ -118,6 +118,7 @@ public final class SafeTensorsFile {
     public var elementCount: Int { entries.values.reduce(0) { $0 + $1.elementCount } }
 
     /// Reads `name` converted to float32 (F32, F16, BF16 and F64; F16/BF16 conversion is exact).
+    /// - Throws: also for a NaN or infinite value (or an F64 value beyond the float32 range), naming the tensor.
     public func tensor(_ name: String) throws -> Tensor {
         guard let entry = entries[name] else {
             throw AnySizeError(.missingTensor, "\(path): no tensor named '\(name)'")
@@ -131,6 +132,11 @@ public final class SafeTensorsFile {
         let source = UnsafeRawPointer(mapping) + dataStart + entry.dataRange.lowerBound
         FloatConversion.convert(source, dtype: entry.dtype, count: entry.elementCount, into: out.pointer)
         releasePages(source, byteCount: entry.dataRange.count)
+        if let index = FloatConversion.firstNonFinite(out.pointer, count: entry.elementCount) {
+            throw AnySizeError(.corruptFile,
+                "\(path): tensor '\(name)' holds \(out.pointer[index]) at element \(index) of \(entry.shape); the weights are damaged "
+                + "(a NaN or infinity makes every image one colour), download or convert the file again")
+        }
         return out
     }
 
@@ -159,6 +165,10 @@ public final class SafeTensorsFile {
         let dataStart = 8 + Int(headerLength)
         let dataSize = fileSize - dataStart
         let headerData = Data(bytes: base + 8, count: Int(headerLength))
+        // JSON decoders keep one of two equal keys silently; a header that names a tensor twice is refused.
+        if let duplicate = JSONDuplicateKeys.first(in: headerData) {
+            throw AnySizeError(.corruptFile, "\(path): the header has the key '\(duplicate)' twice; the file is corrupt or was edited by hand")
+        }
         let header: SafeTensorsHeader
         do {
             header = try JSONDecoder().decode(SafeTensorsHeader.self, from: headerData)
@@ -289,6 +299,29 @@ enum FloatConversion {
     /// bfloat16 is the top half of a float32.
     @inline(__always)
     static func float(fromBFloat16 b: UInt16) -> Float { Float(bitPattern: UInt32(b) << 16) }
+
+    /// The index of the first NaN or infinity among `count` floats, or nil.
+    static func firstNonFinite(_ values: UnsafePointer<Float>, count: Int) -> Int? {
+        let lock = NSLock()
+        var first: Int?
+        Parallel.forRanges(count, minimumPerThread: 1 << 18) { range in
+            // x * 0 is 0 for a finite x and NaN otherwise: a block's sum of them is NaN exactly when it holds one.
+            var i = range.lowerBound
+            while i < range.upperBound {
+                let end = min(i + 1024, range.upperBound)
+                var block: Float = 0
+                for j in i ..< end { block += values[j] * 0 }
+                if !block.isFinite, let bad = (i ..< end).first(where: { !values[$0].isFinite }) {
+                    lock.lock()
+                    first = min(first ?? bad, bad)
+                    lock.unlock()
+                    return
+                }
+                i = end
+            }
+        }
+        return first
+    }
 
     /// Converts `count` little-endian elements at `source` (any alignment) into `destination`.
     static func convert(_ source: UnsafeRawPointer, dtype: SafeTensorsDType, count: Int,

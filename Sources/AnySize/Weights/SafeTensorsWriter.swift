@@ -1,14 +1,9 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Writes float32 tensors as a `.safetensors` file (readable by `safetensors.torch.load_file`).
 ///
-/// The file appears atomically: data goes to a temporary file in the destination folder, which is
-/// flushed and renamed over `path` only when complete; on any failure the temporary file is removed
+/// The file appears atomically (`FileIO.write(to:_:)`): data goes to a temporary file in the destination folder,
+/// which is flushed and renamed over `path` only when complete; on any failure the temporary file is removed
 /// and an existing file at `path` is left untouched.
 public enum SafeTensorsWriter {
     /// Writes `tensors` (in the given order) with optional `__metadata__` strings.
@@ -24,36 +19,13 @@ public enum SafeTensorsWriter {
         }
         let header = try headerBytes(tensors, metadata: metadata, path: path)
 
-        let url = URL(fileURLWithPath: path)
-        let folder = url.deletingLastPathComponent().path
-        let temporary = folder + "/.\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0 ... .max)).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        guard fd >= 0 else {
-            throw AnySizeError(.io, "\(path): cannot create a file in \(folder) (\(String(cString: strerror(errno))))")
-        }
-        do {
-            try withUnsafeBytes(of: UInt64(header.count).littleEndian) { try writeAll(fd, $0, path: path) }
-            try header.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+        try FileIO.write(to: path) { sink in
+            try withUnsafeBytes(of: UInt64(header.count).littleEndian) { try sink($0) }
+            try header.withUnsafeBytes { try sink($0) }
             for (_, tensor) in tensors {
                 // Float32 in memory is little-endian on every supported platform.
-                try writeAll(fd, UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.count * 4), path: path)
+                try sink(UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.count * 4))
             }
-            guard fsync(fd) == 0 else {
-                throw AnySizeError(.io, "\(path): cannot flush to disk (\(String(cString: strerror(errno))))")
-            }
-            guard close(fd) == 0 else {
-                unlink(temporary)
-                throw AnySizeError(.io, "\(path): cannot close the file (\(String(cString: strerror(errno))))")
-            }
-        } catch {
-            close(fd)
-            unlink(temporary)
-            throw error
-        }
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw AnySizeError(.io, "\(path): cannot move the finished file into place (\(reason))")
         }
     }
 
@@ -99,21 +71,4 @@ public enum SafeTensorsWriter {
             }
         }
     }
-
-    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
-        guard var next = bytes.baseAddress else { return }
-        var remaining = bytes.count
-        while remaining > 0 {
-            let written = posixWrite(fd, next, remaining)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw AnySizeError(.io, "\(path): write failed (\(String(cString: strerror(errno))))")
-            }
-            next += written
-            remaining -= written
-        }
-    }
 }
-
-/// The POSIX `write`, outside `SafeTensorsWriter` whose own `write` would shadow it.
-private func posixWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int { write(fd, bytes, count) }

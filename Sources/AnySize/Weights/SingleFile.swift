@@ -37,19 +37,8 @@ enum SingleFile {
             throw AnySizeError(.unsupportedConfig, "\(path): holds both an SD1 (CLIP) and an SD2 (OpenCLIP) text encoder; the checkpoint is malformed")
         }
 
-        // Prediction type and trained size: SD1 512 epsilon; SD2 768 v-prediction or 512 epsilon (2.x-base).
         let yaml = try LDMConfigFile(adjacentTo: path)
-        let yamlPrediction = yaml?.string("model.params.parameterization")
-        let predictionType = override ?? (yamlPrediction == "v" ? .vPrediction : .epsilon)
-        let predictionSource: String
-        if override != nil {
-            predictionSource = "override"
-        } else if let yaml {
-            let file = URL(fileURLWithPath: yaml.path).lastPathComponent
-            predictionSource = yamlPrediction.map { "\(file): parameterization \"\($0)\"" } ?? "\(file): no parameterization (epsilon)"
-        } else {
-            predictionSource = "default, no \(URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent).yaml next to the file"
-        }
+        let (predictionType, predictionSource) = try prediction(path: path, yaml: yaml, override: override)
 
         var unetConfig = try SingleFileConfigs.unet(unetPart, family: family, yaml: yaml)
         var vaeConfig = try SingleFileConfigs.vae(vaePart, yaml: yaml)
@@ -69,7 +58,7 @@ enum SingleFile {
             textConfig = inferred.config
             lastOpenCLIPBlock = inferred.lastBlock
         }
-        var side = family == .sd2 && predictionType == .vPrediction ? 768 : 512
+        var side = trainedSide(family: family, prediction: predictionType)
         if let configFolder {
             (unetConfig, vaeConfig) = try StableDiffusionCheckpoint.decodeModelConfigs(folder: URL(fileURLWithPath: configFolder))
             side = unetConfig.sampleSize << max(0, vaeConfig.blockOutChannels.count - 1)
@@ -108,6 +97,36 @@ enum SingleFile {
             predictionSource: predictionSource, trainedSize: (side, side), unetConfig: unetConfig, vaeConfig: vaeConfig,
             textConfig: textConfig, schedulerConfigData: nil,
             tokenizer: .bundled(padToken: family == .sd1 ? "<|endoftext|>" : "!"), tensors: tensors)
+    }
+
+    /// The prediction type of a single file and where it came from: the override, else the adjacent LDM yaml's
+    /// `model.params.parameterization` (`eps` or `v`; absent = epsilon), else epsilon.
+    /// - Throws: `unsupportedConfig` for any other parameterization (x0 models are not supported).
+    static func prediction(path: String, yaml: LDMConfigFile?, override: PredictionType?) throws
+        -> (type: PredictionType, source: String) {
+        if let yaml, !yaml.values.keys.contains(where: { $0.hasPrefix("model.") }) {
+            throw AnySizeError(.unsupportedConfig,
+                "\(yaml.path): not an LDM config (no model: section with target and params); use the model's own .yaml "
+                + "(e.g. Stability's v2-inference-v.yaml) or remove the file")
+        }
+        let yamlPrediction = yaml?.string("model.params.parameterization")
+        if let yaml, let value = yamlPrediction, !["eps", "epsilon", "v"].contains(value) {
+            throw AnySizeError(.unsupportedConfig,
+                "\(yaml.path): model.params.parameterization '\(value)' is not supported; use eps or v (or pass --prediction)")
+        }
+        if let override { return (override, "override") }
+        let type: PredictionType = yamlPrediction == "v" ? .vPrediction : .epsilon
+        guard let yaml else {
+            return (type, "default, no \(URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent).yaml next to the file")
+        }
+        let file = URL(fileURLWithPath: yaml.path).lastPathComponent
+        return (type, yamlPrediction.map { "\(file): parameterization \"\($0)\"" } ?? "\(file): no parameterization (epsilon)")
+    }
+
+    /// The trained side of a single file without a config folder: SD1 512 (epsilon); SD2 768 with v-prediction,
+    /// 512 with epsilon (2.x-base).
+    static func trainedSide(family: ModelFamily, prediction: PredictionType) -> Int {
+        family == .sd2 && prediction == .vPrediction ? 768 : 512
     }
 
     /// VAE mid-block attention projections are 1x1 convs `[C, C, 1, 1]` in the original; diffusers stores `[C, C]`.

@@ -1,3 +1,4 @@
+import Foundation
 import AnySize
 import XCTest
 
@@ -86,5 +87,48 @@ final class CompositionPlanTests: XCTestCase {
         let taps = AreaResize.taps(input: 10, output: 3)
         for t in taps { XCTAssertEqual(t.reduce(0) { $0 + $1.weight }, 1, accuracy: 1e-6) }
         XCTAssertEqual(taps[1].map(\.index), [3, 4, 5, 6])  // [3.33, 6.67)
+    }
+
+    /// PNG metadata records the composition with A1111's hires keys.
+    func testMetadataRecordsTheComposition() throws {
+        var options = GenerationOptions(prompt: "a cat", width: 1024, height: 1024, seed: 3)
+        options.composition.mode = .auto
+        let plan = try CompositionPlan.resolve(request(1024, 1024, .auto))
+        let text = GenerationMetadata.parameters(options: options, modelName: "m", attention: "auto -> standard", index: 0,
+                                                 composition: plan)
+        XCTAssertTrue(text.contains("Compose: \"auto -> hires: 512x512, then 1024x1024 at strength 0.7\", Hires upscale: 2, "
+                                    + "Hires upscaler: Latent (bicubic), Denoising strength: 0.7"), text)
+        let direct = try CompositionPlan.resolve(request(512, 512, .none))
+        XCTAssertFalse(GenerationMetadata.parameters(options: options, modelName: "m", attention: "standard", index: 0,
+                                                     composition: direct).contains("Compose"))
+    }
+
+    /// The memory estimate covers the largest pass: `resize` renders (and decodes) at the trained area.
+    func testMemoryEstimateCoversTheLargestPass() {
+        let model = ModelFootprint(unet: UNetConfig(), vae: VAEConfig(), parameterCount: 1_066_235_307)
+        var options = GenerationOptions(prompt: "a cat", width: 256, height: 256, seed: 3)
+        let direct = MemoryEstimate(model: model, options: options)
+        options.composition.mode = .auto
+        XCTAssertEqual(MemoryEstimate.largestCanvas(model: model, options: options, img2img: false).width, 512)
+        let composed = MemoryEstimate(model: model, options: options)
+        XCTAssertGreaterThan(composed.peak, direct.peak)
+        var trained = options
+        trained.width = 512
+        trained.height = 512
+        trained.composition.mode = .none
+        XCTAssertEqual(composed.peak, MemoryEstimate(model: model, options: trained).peak)
+    }
+
+    /// `bench --component sample` runs the plan's passes and reports the method and its estimated cost.
+    func testBenchSampleRunsThePlan() throws {
+        var options = BenchmarkOptions(component: .sample, width: 576, height: 512, repeats: 1, warmup: 0)
+        options.steps = 1
+        options.composition.mode = .hires
+        let result = try Benchmark.run(checkpoint: try Fixtures.checkpoint("tiny-sd1"), options: options)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.jsonLine.utf8)) as? [String: Any])
+        XCTAssertEqual(object["compose"] as? String, "hires: 512x512, then 576x512 at strength 0.7")
+        XCTAssertNotNil(object["estimated_relative_cost"] as? Double)
+        options.steps = 0
+        XCTAssertThrowsError(try options.validate())
     }
 }

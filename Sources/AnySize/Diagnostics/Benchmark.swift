@@ -9,6 +9,11 @@ public enum BenchmarkComponent: String, CaseIterable, Sendable {
     case vaeDecode = "vae-decode"
     /// The CLIP text encoder on B windows of 77 token ids.
     case textEncoder = "text-encoder"
+    /// The UNet calls of one whole sampling run through the composition plan (`BenchmarkOptions.composition`):
+    /// every pass at its canvas, its calls at the DPM++ 2M Karras schedule's timesteps of `steps` steps (an img2img
+    /// pass: the last int(steps * strength)), each with its per-call composition; no guidance, text encoder,
+    /// scheduler update or decode. With `none` it is the direct run the other methods are measured against.
+    case sample
 }
 
 /// What `Benchmark.run` times.
@@ -24,6 +29,9 @@ public struct BenchmarkOptions: Sendable {
     public var seed: UInt64
     /// Records seconds per op family over the timed runs.
     public var profile: Bool
+    /// `sample`: the composition method and its settings, and the sampling steps of a direct run.
+    public var composition = CompositionOptions()
+    public var steps = 20
 
     public init(component: BenchmarkComponent, width: Int = 512, height: Int = 512, batch: Int = 1,
                 repeats: Int = 3, warmup: Int = 1, seed: UInt64 = 0, profile: Bool = false) {
@@ -45,6 +53,8 @@ public struct BenchmarkOptions: Sendable {
         guard batch >= 1 else { throw AnySizeError(.invalidArgument, "bench: --batch-size \(batch) must be at least 1") }
         guard repeats >= 1 else { throw AnySizeError(.invalidArgument, "bench: --repeats \(repeats) must be at least 1") }
         guard warmup >= 0 else { throw AnySizeError(.invalidArgument, "bench: --warmup \(warmup) must be 0 or more") }
+        guard steps >= 1, steps <= 1000 else { throw AnySizeError(.invalidArgument, "bench: --steps \(steps) must be from 1 to 1000") }
+        try composition.validate()
     }
 }
 
@@ -57,10 +67,11 @@ extension BenchmarkOptions {
         options.batchSize = batch
         options.cfgScale = 1
         options.vaeTiling = .off
+        if component == .sample { options.composition = composition }
         let e = MemoryEstimate(model: model, options: options, img2img: false, workers: workers)
         let working: Int
         switch component {
-        case .unet:
+        case .unet, .sample:
             working = Saturating.add(e.unetActivations, e.attentionScratch)
         case .vaeDecode:
             let f = 1 << max(0, model.vae.blockOutChannels.count - 1)
@@ -96,6 +107,8 @@ public struct BenchmarkResult: Sendable {
     public var peakResidentBytes: Int
     /// Seconds per run of each op family (totals over the timed runs / repeats), when profiling.
     public var profile: [OpFamilyTiming]?
+    /// `sample`: the composition plan that ran.
+    public var composition: CompositionPlan? = nil
 
     public var secondsMedian: Double {
         let s = seconds.sorted()
@@ -117,6 +130,10 @@ public struct BenchmarkResult: Sendable {
             "\"seconds_median\":\(number(secondsMedian))", "\"seconds_min\":\(number(secondsMin))",
             "\"gflops\":\(number(gflops))", "\"peak_rss_mb\":\(peakResidentBytes >> 20)",
         ]
+        if let plan = composition {
+            fields.append("\"compose\":\"\(plan.metadataSummary)\"")
+            fields.append("\"estimated_relative_cost\":\(number(plan.relativeCost))")
+        }
         if let profile {
             let entries = profile.map { "\"\($0.family.rawValue)\":\(number($0.seconds))" }
             fields.append("\"profile\":{" + entries.joined(separator: ",") + "}")
@@ -148,6 +165,7 @@ public enum Benchmark {
         let latentHeight = options.height / 8, latentWidth = options.width / 8
         let call: () throws -> Void
         let flops: Double
+        var plan: CompositionPlan?
         switch options.component {
         case .unet:
             let unet = try UNet2DConditionModel(config: checkpoint.unetConfig, parameters: checkpoint.unet)
@@ -158,6 +176,33 @@ public enum Benchmark {
             let attention = AttentionContext(trainedLatentHeight: config.sampleSize, trainedLatentWidth: config.sampleSize)
             call = { _ = unet(sample, timesteps: timesteps, context: context, attention: attention) }
             flops = FLOPCount.unet(config, latentHeight: latentHeight, latentWidth: latentWidth, batch: options.batch)
+        case .sample:
+            let unet = try UNet2DConditionModel(config: checkpoint.unetConfig, parameters: checkpoint.unet)
+            let config = checkpoint.unetConfig
+            let context = random.randn([options.batch, 77, config.crossAttentionDim])                // [B, 77, Cc]
+            let schedule = try SamplerKind.dpmpp2m.makeScheduler(
+                config: SchedulerConfig.sd15Default.with(prediction: checkpoint.predictionType), steps: options.steps, karras: true)
+            let trained = checkpoint.trainedSize
+            let resolved = try CompositionPlan.resolve(CompositionRequest(
+                width: options.width, height: options.height, trainedWidth: trained.width, trainedHeight: trained.height,
+                steps: options.steps, options: options.composition, unet: config, timesteps: schedule.timesteps))
+            let attention = AttentionContext(trainedLatentHeight: trained.height / 8, trainedLatentWidth: trained.width / 8)
+            let passes = resolved.passes.map { pass in
+                let first = pass.strength.map { schedule.img2imgStartIndex(strength: $0) } ?? 0
+                return (sample: random.randn([options.batch, config.inChannels, pass.height / 8, pass.width / 8]),
+                        timesteps: Array(schedule.timesteps[first...]), unetCall: pass.unetCall)
+            }
+            call = {
+                for pass in passes {
+                    for t in pass.timesteps {
+                        _ = unet(pass.sample, timesteps: [Float](repeating: Float(t), count: options.batch), context: context,
+                                 attention: attention, composition: pass.unetCall(t))
+                    }
+                }
+            }
+            flops = resolved.relativeCost * Double(options.steps)
+                * FLOPCount.unet(config, latentHeight: latentHeight, latentWidth: latentWidth, batch: options.batch)
+            plan = resolved
         case .vaeDecode:
             let vae = try AutoencoderKL(config: checkpoint.vaeConfig, parameters: checkpoint.vae)
             let latents = random.randn([options.batch, checkpoint.vaeConfig.latentChannels, latentHeight, latentWidth])
@@ -187,7 +232,7 @@ public enum Benchmark {
             OpFamilyTiming(family: $0.family, seconds: $0.seconds / Double(options.repeats), calls: $0.calls / options.repeats)
         } : nil
         return BenchmarkResult(options: options, seconds: seconds, flops: flops,
-                               peakResidentBytes: peakResidentBytes(), profile: profile)
+                               peakResidentBytes: peakResidentBytes(), profile: profile, composition: plan)
     }
 
     /// `count` windows of 77 ids: BOS, 75 ids (7919 * (i + 1) + 104729 * (window + seed)) mod (vocabulary - 2), EOS,

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""References for AnySize's in-UNet composition methods (Tests/AnySizeTests/CompositionParityTests.swift).
+
+UNet level: one call of the tiny fixture UNets (float32, CPU) through tools/composition_reference.py's
+block-by-block diffusers forward with the composition its gate picks, on latent canvases larger than the trained
+grid (square and non-square; integer and fractional re-dilation, Deep Shrink factors 2, 2.25 and 3) and smaller
+(where both methods are inert). The trained latent grid is overridden to TRAINED (16x16, i.e. 128x128 px) so the
+canvases stay small. Inputs come from torch.Generator("cpu").manual_seed(seed): sample = randn([B, 4, h, w]),
+then context = randn([B, CONTEXT_TOKENS, cross_attention_dim]) from the same generator (Swift: `TorchRandom`),
+so only outputs are stored. Each case records the gate's decision at several timesteps on both sides of its
+threshold (redilate: t >= 400; deep-shrink: t >= (1 - 0.35) * 1000) and the output at the first of them; some
+cases also store the output of a gated-off call.
+
+Resize level: F.interpolate(bilinear | bicubic, align_corners=False) of randn inputs at a few size pairs.
+
+Conditioning: every UNet case is also run in float64 (the same inputs, cast); the float32 output's deviation
+from it, normalised by max(1, max|float64 output|), is stored as `float64_error` and must stay under a quarter
+of the Swift test's 1e-3 bound.
+
+Writes Tests/AnySizeTests/Fixtures/composition/{index.json, outputs.safetensors}.
+Pinned versions: torch 2.15.0, diffusers 0.42.1. Run: /work/venv/bin/python tools/fixtures_composition.py
+"""
+import copy
+import json
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+import diffusers
+from diffusers import UNet2DConditionModel
+from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from composition_reference import deep_shrink_factor, redilation_factor, unet_forward  # noqa: E402
+
+assert torch.__version__.startswith("2.15."), torch.__version__
+assert diffusers.__version__ == "0.42.1", diffusers.__version__
+torch.set_num_threads(1)
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "AnySizeTests", "Fixtures")
+OUT = os.path.join(ROOT, "composition")
+TRAINED = (16, 16)      # trained latent grid (h, w) for every case
+CONTEXT_TOKENS = 7
+UNTIL, END = 400.0, 0.35
+BUDGET = 400 * 1024
+CONDITIONING_LIMIT = 2.5e-4
+
+# Timesteps per method: gate decisions are recorded at all of them, the output at the first (and, for cases
+# marked `off`, also at the last, a gated-off call).
+TIMESTEPS = {"redilate": [999.0, 400.0, 399.0], "deep-shrink": [999.0, 651.0, 649.0]}
+# model -> [(method, latent h, latent w, batch, store the gated-off output)]
+CASES = {
+    "tiny-sd1": [("redilate", 32, 32, 2, False), ("redilate", 24, 24, 1, True), ("redilate", 20, 28, 1, False),
+                 ("redilate", 48, 48, 1, False), ("redilate", 12, 12, 1, False),
+                 ("deep-shrink", 32, 32, 2, False), ("deep-shrink", 24, 36, 1, True),
+                 ("deep-shrink", 12, 16, 1, False)],
+    "tiny-sd2": [("redilate", 32, 32, 2, False), ("redilate", 24, 24, 1, True), ("redilate", 20, 28, 1, False),
+                 ("redilate", 12, 12, 1, False),
+                 ("deep-shrink", 32, 32, 2, False), ("deep-shrink", 24, 36, 1, True),
+                 ("deep-shrink", 48, 48, 1, False), ("deep-shrink", 12, 16, 1, False)],
+}
+# (in h, in w) -> (out h, out w), channels 2
+RESIZES = [((7, 5), (11, 13)), ((24, 18), (32, 24)), ((13, 9), (5, 4)), ((16, 16), (8, 8)), ((6, 6), (15, 10))]
+
+
+def factors(method, hw, t):
+    if method == "redilate":
+        return redilation_factor(hw, TRAINED, t, UNTIL), 1.0
+    return 1.0, deep_shrink_factor(hw, TRAINED, t, END)
+
+
+@torch.no_grad()
+def unet_case(unets, model, index, method, h, w, batch, store_off):
+    unet, unet64 = unets
+    seed = 1000 + index
+    g = torch.Generator("cpu").manual_seed(seed)
+    sample = torch.randn([batch, 4, h, w], generator=g)
+    context = torch.randn([batch, CONTEXT_TOKENS, unet.config.cross_attention_dim], generator=g)
+    case_id = f"{model}.{method}.{h}x{w}.b{batch}"
+    gates = []
+    for t in TIMESTEPS[method]:
+        d, f = factors(method, (h, w), t)
+        gates.append(dict(timestep=t, dilation=d, deep_shrink_factor=f))
+    tensors, outputs = {}, []
+    for position, t in enumerate(TIMESTEPS[method]):
+        if position != 0 and not (store_off and position == len(TIMESTEPS[method]) - 1):
+            continue
+        d, f = factors(method, (h, w), t)
+        out = unet_forward(unet, sample, t, context, dilation=d, shrink=f)
+        out64 = unet_forward(unet64, sample.double(), torch.tensor([t], dtype=torch.float64), context.double(),
+                             dilation=d, shrink=f)
+        scale = max(1.0, out64.abs().max().item())
+        error64 = (out.double() - out64).abs().max().item() / scale
+        assert error64 < CONDITIONING_LIMIT, (case_id, t, error64)
+        plain = unet_forward(unet, sample, t, context)
+        distance = (out - plain).abs().max().item() / max(1.0, plain.abs().max().item())
+        name = f"{case_id}.t{int(t)}"
+        tensors[name] = out.contiguous()
+        outputs.append(dict(timestep=t, tensor=name, dilation=d, deep_shrink_factor=f, float64_error=error64,
+                            distance_from_plain=distance, max_abs=out.abs().max().item()))
+        print(f"{name}: d {d:g}, f {f:g}, float64 error {error64:.2g}, relative distance from the plain UNet "
+              f"{distance:.3g}")
+    return dict(id=case_id, model=model, method=method, height=h, width=w, batch=batch, seed=seed,
+                context_tokens=CONTEXT_TOKENS, gates=gates, outputs=outputs), tensors
+
+
+def resize_cases():
+    g = torch.Generator("cpu").manual_seed(77)
+    records, tensors = [], {}
+    for (ih, iw), (oh, ow) in RESIZES:
+        x = torch.randn([1, 2, ih, iw], generator=g)
+        name = f"resize.{ih}x{iw}.to.{oh}x{ow}"
+        tensors[name + ".input"] = x
+        for mode in ("bilinear", "bicubic"):
+            tensors[f"{name}.{mode}"] = F.interpolate(x, size=(oh, ow), mode=mode, align_corners=False).contiguous()
+        records.append(dict(name=name, height=oh, width=ow))
+    return records, tensors
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    tensors, records = {}, []
+    for model, cases in CASES.items():
+        unet = UNet2DConditionModel.from_pretrained(os.path.join(ROOT, model, "unet"), torch_dtype=torch.float32).eval()
+        unet64 = copy.deepcopy(unet).double()
+        for index, (method, h, w, batch, store_off) in enumerate(cases):
+            record, new = unet_case((unet, unet64), model, index, method, h, w, batch, store_off)
+            records.append(record)
+            tensors.update(new)
+    resizes, new = resize_cases()
+    tensors.update(new)
+    save_file(tensors, os.path.join(OUT, "outputs.safetensors"))
+    index = dict(generator="tools/fixtures_composition.py", torch=torch.__version__, diffusers=diffusers.__version__,
+                 trained_latent=list(TRAINED), redilate_until=UNTIL, deep_shrink_end=END, unet_cases=records,
+                 resize_cases=resizes)
+    with open(os.path.join(OUT, "index.json"), "w") as f:
+        json.dump(index, f, indent=1)
+    total = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT))
+    print(f"{len(records)} UNet cases, {len(tensors)} tensors, {total / 1024:.0f} KB in {OUT}")
+    assert total < BUDGET, f"composition fixtures take {total} bytes, over the {BUDGET}-byte budget"
+
+
+if __name__ == "__main__":
+    main()

@@ -3,11 +3,11 @@ import Foundation
 import XCTest
 
 /// Parity of the in-UNet composition methods (`redilate`, `deep-shrink`) with the independent diffusers reference
-/// (tools/composition_reference.py; fixtures from tools/fixtures_composition.py): one UNet call on canvases larger
+/// (tools/composition_reference.py; fixtures from tools/fixtures_unet_composition.py): one UNet call on canvases larger
 /// than the (overridden) trained grid, square and non-square, integer and fractional factors, and smaller canvases
 /// where the methods are inert; the gate's decision on both sides of its threshold; the resize kernels against
 /// torch's F.interpolate.
-final class CompositionParityTests: XCTestCase {
+final class UNetCompositionParityTests: XCTestCase {
     struct Gate: Decodable {
         let timestep: Double
         let dilation: Double
@@ -50,14 +50,14 @@ final class CompositionParityTests: XCTestCase {
     }
 
     static func index() throws -> Index {
-        let data = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.path("composition/index.json")))
+        let data = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.path("unet-composition/index.json")))
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return try decoder.decode(Index.self, from: data)
     }
 
     static func outputs() throws -> SafeTensorsFile {
-        try SafeTensorsFile(path: try Fixtures.path("composition/outputs.safetensors"))
+        try SafeTensorsFile(path: try Fixtures.path("unet-composition/outputs.safetensors"))
     }
 
     /// The composition the library's gate picks for one call of a case.

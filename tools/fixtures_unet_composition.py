@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""References for AnySize's in-UNet composition methods (Tests/AnySizeTests/CompositionParityTests.swift).
+"""References for AnySize's in-UNet composition methods (Tests/AnySizeTests/UNetCompositionParityTests.swift).
 
 UNet level: one call of the tiny fixture UNets (float32, CPU) through tools/composition_reference.py's
 block-by-block diffusers forward with the composition its gate picks, on latent canvases larger than the trained
@@ -17,8 +17,8 @@ Conditioning: every UNet case is also run in float64 (the same inputs, cast); th
 from it, normalised by max(1, max|float64 output|), is stored as `float64_error` and must stay under a quarter
 of the Swift test's 1e-3 bound.
 
-Writes Tests/AnySizeTests/Fixtures/composition/{index.json, outputs.safetensors}.
-Pinned versions: torch 2.15.0, diffusers 0.42.1. Run: /work/venv/bin/python tools/fixtures_composition.py
+Writes Tests/AnySizeTests/Fixtures/unet-composition/{index.json, outputs.safetensors}.
+Pinned versions: torch 2.15.0, diffusers 0.42.1. Run: /work/venv/bin/python tools/fixtures_unet_composition.py
 """
 import copy
 import json
@@ -39,7 +39,7 @@ assert diffusers.__version__ == "0.42.1", diffusers.__version__
 torch.set_num_threads(1)
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "AnySizeTests", "Fixtures")
-OUT = os.path.join(ROOT, "composition")
+OUT = os.path.join(ROOT, "unet-composition")
 TRAINED = (16, 16)      # trained latent grid (h, w) for every case
 CONTEXT_TOKENS = 7
 UNTIL, END = 400.0, 0.35
@@ -131,7 +131,7 @@ def main():
     resizes, new = resize_cases()
     tensors.update(new)
     save_file(tensors, os.path.join(OUT, "outputs.safetensors"))
-    index = dict(generator="tools/fixtures_composition.py", torch=torch.__version__, diffusers=diffusers.__version__,
+    index = dict(generator="tools/fixtures_unet_composition.py", torch=torch.__version__, diffusers=diffusers.__version__,
                  trained_latent=list(TRAINED), redilate_until=UNTIL, deep_shrink_end=END, unet_cases=records,
                  resize_cases=resizes)
     with open(os.path.join(OUT, "index.json"), "w") as f:

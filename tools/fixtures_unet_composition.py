@@ -17,7 +17,16 @@ Conditioning: every UNet case is also run in float64 (the same inputs, cast); th
 from it, normalised by max(1, max|float64 output|), is stored as `float64_error` and must stay under a quarter
 of the Swift test's 1e-3 bound.
 
-Writes Tests/AnySizeTests/Fixtures/unet-composition/{index.json, outputs.safetensors}.
+End to end: diffusers' StableDiffusionPipeline (float32, CPU, txt2img, output_type="latent",
+generator=torch.Generator("cpu").manual_seed(E2E_SEED), guidance E2E_CFG) with composition_reference's
+`CompositionReference` forcing one method on the UNet, the trained size taken as E2E_TRAINED px (Swift:
+`options.trainedSize`), Euler (4 steps: timesteps 751, 501, 251, 1) and DDIM (3 steps: 667, 334, 1), so each run
+has calls on both sides of the gate; canvases larger than trained (square, non-square, fractional d) and one
+smaller (the method is inert: the plain pipeline's latents). Each run is repeated in float64 (float32 random draws,
+cast) for the same conditioning check. Final latents [1, 4, h, w] go to e2e.safetensors, the per-call timesteps and
+factors to index.json's `e2e_cases`.
+
+Writes Tests/AnySizeTests/Fixtures/unet-composition/{index.json, outputs.safetensors, e2e.safetensors}.
 Pinned versions: torch 2.15.0, diffusers 0.42.1. Run: /work/venv/bin/python tools/fixtures_unet_composition.py
 """
 import copy
@@ -28,11 +37,12 @@ import sys
 import torch
 import torch.nn.functional as F
 import diffusers
-from diffusers import UNet2DConditionModel
+from diffusers import DDIMScheduler, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from composition_reference import deep_shrink_factor, redilation_factor, unet_forward  # noqa: E402
+from composition_reference import (CompositionReference, deep_shrink_factor, redilation_factor,  # noqa: E402
+                                   unet_forward)
 
 assert torch.__version__.startswith("2.15."), torch.__version__
 assert diffusers.__version__ == "0.42.1", diffusers.__version__
@@ -59,6 +69,21 @@ CASES = {
                  ("redilate", 12, 12, 1, False),
                  ("deep-shrink", 32, 32, 2, False), ("deep-shrink", 24, 36, 1, True),
                  ("deep-shrink", 48, 48, 1, False), ("deep-shrink", 12, 16, 1, False)],
+}
+E2E_SEED = 4321
+E2E_PROMPT = "a red circle on a blue background"
+E2E_CFG = 3.0
+E2E_TRAINED = (128, 128)  # (width, height) px -> 16x16 latents
+E2E_BUDGET = 200 * 1024
+# Swift sampler name -> (diffusers class, steps)
+E2E_SAMPLERS = {"euler": (EulerDiscreteScheduler, 4), "ddim": (DDIMScheduler, 3)}
+# model -> [(method, width px, height px, sampler)]
+E2E_CASES = {
+    "tiny-sd1": [("redilate", 256, 256, "euler"), ("redilate", 320, 192, "ddim"), ("redilate", 192, 192, "euler"),
+                 ("redilate", 96, 96, "ddim"), ("deep-shrink", 256, 256, "ddim"), ("deep-shrink", 320, 192, "euler"),
+                 ("deep-shrink", 96, 128, "euler")],
+    "tiny-sd2": [("redilate", 256, 256, "ddim"), ("redilate", 192, 320, "euler"), ("redilate", 96, 96, "euler"),
+                 ("deep-shrink", 256, 256, "euler"), ("deep-shrink", 192, 320, "ddim"), ("deep-shrink", 96, 128, "ddim")],
 }
 # (in h, in w) -> (out h, out w), channels 2
 RESIZES = [((7, 5), (11, 13)), ((24, 18), (32, 24)), ((13, 9), (5, 4)), ((16, 16), (8, 8)), ((6, 6), (15, 10))]
@@ -118,8 +143,66 @@ def resize_cases():
     return records, tensors
 
 
+@torch.no_grad()
+def e2e_run(pipe, folder_config, method, width, height, sampler):
+    cls, steps = E2E_SAMPLERS[sampler]
+    pipe.scheduler = cls.from_config(folder_config)
+    trained_latent = (E2E_TRAINED[1] // 8, E2E_TRAINED[0] // 8)
+    reference = CompositionReference(pipe, method, trained_latent, until=UNTIL, end=END)
+    try:
+        extra = dict(eta=0.0) if sampler == "ddim" else {}
+        latents = pipe(prompt=E2E_PROMPT, negative_prompt="", width=width, height=height, num_inference_steps=steps,
+                       guidance_scale=E2E_CFG, generator=torch.Generator("cpu").manual_seed(E2E_SEED),
+                       output_type="latent", **extra).images
+    finally:
+        reference.remove()
+    return latents, reference.calls
+
+
+def e2e_cases():
+    from fixtures_e2e import float32_draws
+    float32_draws()
+    records, tensors = [], {}
+    for model, cases in E2E_CASES.items():
+        pipe = StableDiffusionPipeline.from_pretrained(os.path.join(ROOT, model), torch_dtype=torch.float32,
+                                                       safety_checker=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        pipe64 = StableDiffusionPipeline.from_pretrained(os.path.join(ROOT, model), torch_dtype=torch.float64,
+                                                         safety_checker=None, requires_safety_checker=False)
+        pipe64.set_progress_bar_config(disable=True)
+        config = dict(pipe.scheduler.config)
+        for method, width, height, sampler in cases:
+            case_id = f"{model}.{method}.{width}x{height}.{sampler}"
+            latents, calls = e2e_run(pipe, config, method, width, height, sampler)
+            latents64, _ = e2e_run(pipe64, config, method, width, height, sampler)
+            plain, _ = e2e_run(pipe, config, "none", width, height, sampler)
+            scale = max(1.0, latents64.abs().max().item())
+            error64 = (latents.double() - latents64).abs().max().item() / scale
+            assert error64 < CONDITIONING_LIMIT, (case_id, error64)
+            distance = (latents - plain).abs().max().item() / max(1.0, plain.abs().max().item())
+            active = [c for c in calls if c[1] != 1 or c[2] != 1]
+            # Larger canvases must see the method on some calls and not on others; smaller ones never.
+            larger = width > E2E_TRAINED[0] or height > E2E_TRAINED[1]
+            assert (0 < len(active) < len(calls)) if larger else not active, (case_id, calls)
+            tensors[case_id] = latents.contiguous()
+            records.append(dict(id=case_id, model=model, method=method, width=width, height=height, sampler=sampler,
+                                steps=E2E_SAMPLERS[sampler][1], seed=E2E_SEED, prompt=E2E_PROMPT, negative_prompt="",
+                                cfg_scale=E2E_CFG, trained_size=list(E2E_TRAINED), redilate_until=UNTIL,
+                                deep_shrink_end=END, tensor=case_id,
+                                calls=[dict(timestep=t, dilation=d, deep_shrink_factor=f) for t, d, f in calls],
+                                float64_error=error64, distance_from_plain=distance,
+                                max_abs=latents.abs().max().item()))
+            print(f"{case_id}: calls {[(t, round(d, 3), round(f, 3)) for t, d, f in calls]}, float64 error "
+                  f"{error64:.2g}, relative distance from the plain pipeline {distance:.3g}")
+    return records, tensors
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    e2e_records, e2e_tensors = e2e_cases()
+    save_file(e2e_tensors, os.path.join(OUT, "e2e.safetensors"))
+    e2e_size = os.path.getsize(os.path.join(OUT, "e2e.safetensors"))
+    assert e2e_size < E2E_BUDGET, f"end-to-end fixtures take {e2e_size} bytes, over the {E2E_BUDGET}-byte budget"
     tensors, records = {}, []
     for model, cases in CASES.items():
         unet = UNet2DConditionModel.from_pretrained(os.path.join(ROOT, model, "unet"), torch_dtype=torch.float32).eval()
@@ -133,10 +216,10 @@ def main():
     save_file(tensors, os.path.join(OUT, "outputs.safetensors"))
     index = dict(generator="tools/fixtures_unet_composition.py", torch=torch.__version__, diffusers=diffusers.__version__,
                  trained_latent=list(TRAINED), redilate_until=UNTIL, deep_shrink_end=END, unet_cases=records,
-                 resize_cases=resizes)
+                 resize_cases=resizes, e2e_cases=e2e_records)
     with open(os.path.join(OUT, "index.json"), "w") as f:
         json.dump(index, f, indent=1)
-    total = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT))
+    total = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT)) - e2e_size
     print(f"{len(records)} UNet cases, {len(tensors)} tensors, {total / 1024:.0f} KB in {OUT}")
     assert total < BUDGET, f"composition fixtures take {total} bytes, over the {BUDGET}-byte budget"
 

@@ -24,9 +24,10 @@ public enum FLOPCount {
     }
 
     /// One `UNet2DConditionModel` call on latents [batch, in, latentHeight, latentWidth] with a text context
-    /// of `contextLength` tokens.
+    /// of `contextLength` tokens. `levelGrids` (one per level) replaces the ceil-halved grids of the levels, for
+    /// compositions that resize the inner levels (Deep Shrink).
     public static func unet(_ config: UNetConfig, latentHeight: Int, latentWidth: Int, batch: Int,
-                            contextLength: Int = 77) -> Double {
+                            contextLength: Int = 77, levelGrids: [(height: Int, width: Int)]? = nil) -> Double {
         let ch = config.blockOutChannels, levels = ch.count
         let timeDim = ch[0] * 4
         var total = linear(inFeatures: ch[0], outFeatures: timeDim, rows: batch)
@@ -55,6 +56,7 @@ public enum FLOPCount {
         for level in 1 ..< levels {
             grids.append((UNetGeometry.grid(latentHeight, level: level), UNetGeometry.grid(latentWidth, level: level)))
         }
+        if let levelGrids, levelGrids.count == levels { grids = levelGrids.map { ($0.height, $0.width) } }
         let (h0, w0) = grids[0]
         total += convolution(inChannels: config.inChannels, outChannels: ch[0], kernel: 3, outHeight: h0, outWidth: w0, batch: batch)
         var skipChannels = [ch[0]]

@@ -16,9 +16,11 @@ public enum GenerationMetadata {
     }
 
     /// The `parameters` text of image `index` (0-based) of a batch:
-    /// prompt, `Negative prompt: ...`, then `Steps: .., Sampler: .., CFG scale: .., Seed: .., Size: WxH, Model: .., Attention: ..`.
+    /// prompt, `Negative prompt: ...`, then `Steps: .., Sampler: .., CFG scale: .., Seed: .., Size: WxH, Model: .., Attention: ..`,
+    /// and with a `composition` plan `Compose: ..` and the method's own fields (A1111's `Hires upscale`,
+    /// `Hires upscaler`, `Denoising strength` for `hires`).
     public static func parameters(options: GenerationOptions, modelName: String, attention: String,
-                                  index: Int, decoder: String = "vae") -> String {
+                                  index: Int, decoder: String = "vae", composition: CompositionPlan? = nil) -> String {
         var lines = [options.prompt]
         if !options.negativePrompt.isEmpty { lines.append("Negative prompt: " + options.negativePrompt) }
         var fields: [(String, String)] = [
@@ -30,6 +32,10 @@ public enum GenerationMetadata {
             ("Model", modelName),
             ("Attention", attention),
         ]
+        if let plan = composition, plan.requested != .none || plan.method != .none {
+            fields.append(("Compose", plan.metadataSummary))
+            fields += plan.metadata.map { ($0.key, $0.value) }
+        }
         if options.initImage != nil { fields.append(("Denoising strength", formatNumber(options.strength))) }
         if options.clipSkip > 1 { fields.append(("Clip skip", "\(options.clipSkip)")) }
         if options.attention == .local || attention.contains("local") { fields.append(("Local edge", "\(options.localEdge)")) }

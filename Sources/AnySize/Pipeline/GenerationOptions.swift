@@ -21,6 +21,9 @@ public struct GenerationOptions: Sendable {
     /// A1111 clip skip: 1 = last text-encoder layer, 2 = penultimate.
     public var clipSkip: Int = 1
     public var attention: AttentionMode = .auto
+    /// How a canvas other than the trained one is composed (METHODS.md "Composition methods"): the method
+    /// (`none` by default here, as diffusers; the CLI defaults to `auto`) and its settings.
+    public var composition = CompositionOptions()
     /// Canvas-edge sinks for `local` attention (tokens).
     public var localEdge: Int = 0
     /// Trained canvas in pixels; nil = the model's own.
@@ -62,6 +65,7 @@ public struct GenerationOptions: Sendable {
             throw AnySizeError(.invalidArgument, "--strength \(strength) is outside (0, 1]; e.g. 0.75 keeps a quarter of the init image's structure")
         }
         guard clipSkip >= 1 else { throw AnySizeError(.invalidArgument, "--clip-skip \(clipSkip): use 1 (last layer) or more") }
+        try composition.validate()
         guard localEdge >= 0 else { throw AnySizeError(.invalidArgument, "--local-edge \(localEdge): use 0 or more tokens") }
         if karras && !sampler.supportsKarras {
             throw AnySizeError(.invalidArgument,
@@ -87,9 +91,14 @@ public enum PipelineEvent: Sendable {
 
 /// The outcome of one generation.
 public struct GenerationResult: Sendable {
-    /// Final latents [N, 4, h, w] in sampler space (before dividing by the VAE scaling factor), as diffusers
-    /// returns them with `output_type="latent"`.
+    /// Final latents [N, 4, h, w] on the target's latent grid in sampler space (before dividing by the VAE
+    /// scaling factor), as diffusers returns them with `output_type="latent"`; for `resize`, the rendered latents
+    /// area-averaged to the target's grid.
     public var latents: Tensor
+    /// The latents the image is decoded from: `latents`, or for `resize` those of the larger render.
+    public var renderedLatents: Tensor
+    /// The composition that ran: passes, sizes, cost, summary (`none`: one direct pass).
+    public var composition: CompositionPlan
     /// What ran, e.g. "auto -> scaled (logit factors per level: ...)".
     public var attentionSummary: String
     /// The concrete formulation's name (`standard`, `scaled`, `local`, `log-bias`).

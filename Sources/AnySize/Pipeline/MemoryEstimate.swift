@@ -39,7 +39,8 @@ public struct MemoryEstimate: Sendable {
     public init(model: ModelFootprint, options: GenerationOptions, img2img: Bool? = nil,
                 workers: Int = Parallel.threadCount) {
         let f = 1 << max(0, model.vae.blockOutChannels.count - 1)
-        let h = options.height / f, w = options.width / f
+        let canvas = Self.largestCanvas(model: model, options: options, img2img: img2img ?? (options.initImage != nil))
+        let h = canvas.height / f, w = canvas.width / f
         let batch = options.promptPairs.count
         let rows = batch * (options.cfgScale > 1 ? 2 : 1)
         weights = model.weightBytes
@@ -48,10 +49,10 @@ public struct MemoryEstimate: Sendable {
         let sampler = 8 * rows * model.unet.inChannels * h * w
         unetActivations = 4 * (rows * Self.unetFloats(model.unet, height: h, width: w) + sampler)
         attentionScratch = Self.attentionScratch(tokens: h * w, budget: options.attentionMemory, workers: workers)
-        let tile = options.vaeTiling.tileSize(width: options.width, height: options.height).map { max(1, $0 / f) }
+        let tile = options.vaeTiling.tileSize(width: canvas.width, height: canvas.height).map { max(1, $0 / f) }
         let th = min(tile ?? h, h), tw = min(tile ?? w, w)
         let tiled = th < h || tw < w
-        let pixels = options.height * options.width
+        let pixels = canvas.height * canvas.width
         // Per image (or tile), then the decoded batch (parts and their concatenation) and the tile accumulator.
         let decode = 4 * Self.decoderFloats(model.vae, height: th, width: tw)
             + Self.attentionScratch(tokens: th * tw, budget: options.attentionMemory, workers: workers)
@@ -64,6 +65,20 @@ public struct MemoryEstimate: Sendable {
         }
         vae = max(decode, encode)
         overhead = Self.baseOverhead + (64 << 20) + (64 << 20)  // + im2col columns + feed-forward chunk
+    }
+
+    /// The largest canvas any pass of the options' composition samples and decodes (the target for `none`; the
+    /// render for `resize`); the target when the composition cannot be planned (the generation reports why).
+    public static func largestCanvas(model: ModelFootprint, options: GenerationOptions, img2img: Bool) -> (width: Int, height: Int) {
+        let f = 1 << max(0, model.vae.blockOutChannels.count - 1)
+        let side = model.unet.sampleSize * f
+        let trained = options.trainedSize ?? (side, side)
+        let request = CompositionRequest(width: options.width, height: options.height, trainedWidth: trained.width,
+                                         trainedHeight: trained.height, latentFactor: f, steps: options.steps,
+                                         img2img: img2img, options: options.composition)
+        guard let plan = try? CompositionPlan.resolve(request) else { return (options.width, options.height) }
+        let largest = plan.largestPass
+        return largest.width * largest.height > options.width * options.height ? largest : (options.width, options.height)
     }
 
     /// One line for `--verbose`.

@@ -82,7 +82,21 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
                 Elementwise.concatBatch(try pairs.map { try encode($0.negative) }))
     }
 
-    /// Runs one generation. `progress` receives phase timings, per-call progress and latents for previews.
+    /// The composition plan of `options` on this model: the method `options.composition` names (or `auto`'s
+    /// choice) for the canvas, trained size (`options.trainedSize` or the model's) and schedule.
+    public func compositionPlan(for options: GenerationOptions) throws -> CompositionPlan {
+        let trained = options.trainedSize ?? trainedSize
+        let scheduler = try options.sampler.makeScheduler(config: schedulerConfig, steps: options.steps, karras: options.karras)
+        let request = CompositionRequest(width: options.width, height: options.height, trainedWidth: trained.width,
+                                         trainedHeight: trained.height, latentFactor: vae.downsamplingFactor,
+                                         steps: options.steps, img2img: options.initImage != nil,
+                                         options: options.composition, unet: unet.config, timesteps: scheduler.timesteps)
+        return try CompositionPlan.resolve(request)
+    }
+
+    /// Runs one generation: the passes of the composition plan (one for `none`), each a txt2img run or an img2img
+    /// run from the previous pass's latents resized bicubically, all drawing from one generator seeded with
+    /// `options.seed`. `progress` receives phase timings, per-call progress and latents for previews.
     public func generate(_ options: GenerationOptions, progress: (PipelineEvent) -> Void = { _ in }) throws -> GenerationResult {
         try options.validate()
         var timings: [(phase: String, seconds: Double)] = []
@@ -94,13 +108,10 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             progress(.phase(name: phase, seconds: seconds))
             return value
         }
+        let plan = try compositionPlan(for: options)
+        progress(.notice("compose " + plan.summary))
         let factor = vae.downsamplingFactor
-        let latentHeight = options.height / factor, latentWidth = options.width / factor
         let trained = options.trainedSize ?? trainedSize
-        let choice = AttentionSelection.resolve(options.attention, latentHeight: latentHeight, latentWidth: latentWidth,
-                                                trainedHeight: trained.height / factor, trainedWidth: trained.width / factor,
-                                                levels: unet.config.blockOutChannels.count, localEdge: options.localEdge)
-        progress(.notice("attention: \(choice.summary)"))
         vae.attentionMemoryBudget = options.attentionMemory
         let pairs = options.promptPairs
         let batch = pairs.count
@@ -113,63 +124,94 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             return guided ? Elementwise.concatBatch([negative, positive]) : positive
         }
 
-        let scheduler = try options.sampler.makeScheduler(config: schedulerConfig, steps: options.steps, karras: options.karras)
         let random = TorchRandom(seed: options.seed)
-        let shape = [batch, unet.config.inChannels, latentHeight, latentWidth]
-        var latents: Tensor
-        var firstCall = 0
-        if let image = options.initImage {
-            guard image.rank == 4, image.dim(0) == 1 || image.dim(0) == batch,
-                  Array(image.shape.dropFirst()) == [3, options.height, options.width] else {
-                throw AnySizeError(.invalidArgument,
-                    "init image tensor \(image.shape) does not match the canvas [1 or \(batch), 3, \(options.height), \(options.width)]; resize it first")
-            }
-            // StableDiffusionImg2ImgPipeline: encode, sample the latent distribution (one draw for the image
-            // batch), scale, repeat a single image to the batch, then noise.
-            latents = timed("encode image") {
-                let (mean, logvar) = vae.encode(image, tiling: options.vaeTiling)
-                let eps = random.randn(mean.shape)
-                let sample = Tensor(zeros: mean.shape)
-                for i in 0 ..< sample.count {
-                    sample.pointer[i] = scalingFactor * (mean.pointer[i] + Foundation.exp(0.5 * logvar.pointer[i]) * eps.pointer[i])
-                }
-                return image.dim(0) == batch ? sample : Elementwise.concatBatch(Array(repeating: sample, count: batch))
-            }
-            firstCall = scheduler.img2imgStartIndex(strength: options.strength)
-            let noise = random.randn(shape)
-            if firstCall < scheduler.modelCalls {
-                latents = scheduler.addNoise(original: latents, noise: noise, stepIndex: firstCall)
-            }
-        } else {
-            latents = random.randn(shape)
-            Elementwise.scaleInPlace(latents, scheduler.initNoiseSigma)
-        }
-
-        let attention = AttentionContext(formulation: choice.formulation,
-                                         trainedLatentHeight: trained.height / factor, trainedLatentWidth: trained.width / factor,
+        let attention = AttentionContext(trainedLatentHeight: trained.height / factor, trainedLatentWidth: trained.width / factor,
                                          memoryBudget: options.attentionMemory)
+        var schedulers: [any Scheduler] = []
+        for _ in plan.passes {
+            schedulers.append(try options.sampler.makeScheduler(config: schedulerConfig, steps: options.steps, karras: options.karras))
+        }
+        let firstCalls = zip(plan.passes, schedulers).enumerated().map { index, item in
+            index == 0 && options.initImage == nil ? 0 : item.1.img2imgStartIndex(strength: item.0.strength ?? options.strength)
+        }
+        let total = zip(schedulers, firstCalls).reduce(0) { $0 + $1.0.modelCalls - $1.1 }
+        var done = 0
         var entropy: [(call: Int, sigma: Double, samples: [AttentionEntropySample])] = []
-        let total = scheduler.modelCalls - firstCall
+        var summaries: [String] = []
+        var names: [String] = []
+        var latents = Tensor(zeros: [0])
         let sampleStart = Date()
-        for call in firstCall ..< scheduler.modelCalls {
-            let sigma = Double(scheduler.sigma(atStep: call))
-            attention.sigma = sigma
-            if options.recordEntropy { attention.entropySamples = [] }
-            let scaled = scheduler.scaleModelInput(latents, stepIndex: call)
-            let input = guided ? Elementwise.concatBatch([scaled, scaled]) : scaled
-            let t = Float(scheduler.timesteps[call])
-            var output = unet(input, timesteps: Array(repeating: t, count: input.dim(0)), context: context, attention: attention)
-            if guided { output = Self.guidance(output, scale: Float(options.cfgScale)) }
-            latents = scheduler.step(output: output, stepIndex: call, sample: latents, random: random)
-            if let samples = attention.entropySamples { entropy.append((call, sigma, samples)) }
-            let done = call - firstCall + 1
-            progress(.step(index: done, total: total, secondsPerStep: Date().timeIntervalSince(sampleStart) / Double(done)))
-            progress(.latents(index: done, total: total, latents: latents))
+        for (index, pass) in plan.passes.enumerated() {
+            let scheduler = schedulers[index], firstCall = firstCalls[index]
+            let latentHeight = pass.height / factor, latentWidth = pass.width / factor
+            let choice = AttentionSelection.resolve(plan.attentionMode(for: options.attention), latentHeight: latentHeight,
+                                                    latentWidth: latentWidth, trainedHeight: trained.height / factor,
+                                                    trainedWidth: trained.width / factor,
+                                                    levels: unet.config.blockOutChannels.count, localEdge: options.localEdge)
+            let label = plan.passes.count > 1 ? "pass \(index + 1) (\(pass.width)x\(pass.height)) " : ""
+            progress(.notice("\(label)attention: \(choice.summary)"))
+            summaries.append(plan.passes.count > 1 ? "\(label)\(choice.summary)" : choice.summary)
+            if !names.contains(choice.formulation.name) { names.append(choice.formulation.name) }
+            attention.formulation = choice.formulation
+            let shape = [batch, unet.config.inChannels, latentHeight, latentWidth]
+            if index > 0 {
+                // Hires: the previous pass's latents resized to this canvas, noised to the img2img start (the noise
+                // drawn after everything pass 1 drew), as StableDiffusionImg2ImgPipeline does with latents as image.
+                let start = Elementwise.resizeBicubic(latents, height: latentHeight, width: latentWidth)
+                let noise = random.randn(shape)
+                latents = firstCall < scheduler.modelCalls
+                    ? scheduler.addNoise(original: start, noise: noise, stepIndex: firstCall) : start
+            } else if let image = options.initImage {
+                latents = try timed("encode image") { try encodeInitImage(image, options: options, batch: batch, random: random) }
+                let noise = random.randn(shape)
+                if firstCall < scheduler.modelCalls {
+                    latents = scheduler.addNoise(original: latents, noise: noise, stepIndex: firstCall)
+                }
+            } else {
+                latents = random.randn(shape)
+                Elementwise.scaleInPlace(latents, scheduler.initNoiseSigma)
+            }
+            for call in firstCall ..< scheduler.modelCalls {
+                let sigma = Double(scheduler.sigma(atStep: call))
+                attention.sigma = sigma
+                if options.recordEntropy { attention.entropySamples = [] }
+                let scaled = scheduler.scaleModelInput(latents, stepIndex: call)
+                let input = guided ? Elementwise.concatBatch([scaled, scaled]) : scaled
+                let t = scheduler.timesteps[call]
+                var output = unet(input, timesteps: Array(repeating: Float(t), count: input.dim(0)), context: context,
+                                  attention: attention, composition: pass.unetCall(t))
+                if guided { output = Self.guidance(output, scale: Float(options.cfgScale)) }
+                latents = scheduler.step(output: output, stepIndex: call, sample: latents, random: random)
+                if let samples = attention.entropySamples { entropy.append((done, sigma, samples)) }
+                done += 1
+                progress(.step(index: done, total: total, secondsPerStep: Date().timeIntervalSince(sampleStart) / Double(done)))
+                progress(.latents(index: done, total: total, latents: latents))
+            }
         }
         timings.append(("sample", Date().timeIntervalSince(sampleStart)))
         progress(.phase(name: "sample", seconds: timings.last?.seconds ?? 0))
-        return GenerationResult(latents: latents, attentionSummary: choice.summary, attentionName: choice.formulation.name,
-                                entropy: entropy, timings: timings)
+        let output = plan.output == .areaAveragedImage
+            ? AreaResize.shrink(latents, height: options.height / factor, width: options.width / factor) : latents
+        return GenerationResult(latents: output, renderedLatents: latents, composition: plan,
+                                attentionSummary: summaries.joined(separator: "; "),
+                                attentionName: names.joined(separator: ", "), entropy: entropy, timings: timings)
+    }
+
+    /// StableDiffusionImg2ImgPipeline's start: encode, sample the latent distribution (one draw for the image
+    /// batch), scale, repeat a single image to the batch.
+    private func encodeInitImage(_ image: Tensor, options: GenerationOptions, batch: Int, random: TorchRandom) throws -> Tensor {
+        guard image.rank == 4, image.dim(0) == 1 || image.dim(0) == batch,
+              Array(image.shape.dropFirst()) == [3, options.height, options.width] else {
+            throw AnySizeError(.invalidArgument,
+                "init image tensor \(image.shape) does not match the canvas [1 or \(batch), 3, \(options.height), \(options.width)]; resize it first")
+        }
+        let (mean, logvar) = vae.encode(image, tiling: options.vaeTiling)
+        let eps = random.randn(mean.shape)
+        let sample = Tensor(zeros: mean.shape)
+        for i in 0 ..< sample.count {
+            sample.pointer[i] = scalingFactor * (mean.pointer[i] + Foundation.exp(0.5 * logvar.pointer[i]) * eps.pointer[i])
+        }
+        return image.dim(0) == batch ? sample : Elementwise.concatBatch(Array(repeating: sample, count: batch))
     }
 
     /// uncond + scale * (cond - uncond) for an output [2N, ...] holding the unconditional half first.
@@ -182,6 +224,14 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         let u = output.pointer, c = output.pointer + n, o = out.pointer
         for i in 0 ..< n { o[i] = u[i] + scale * (c[i] - u[i]) }
         return out
+    }
+
+    /// The images of a generation [N, 3, H, W] in about [-1, 1]: its rendered latents VAE-decoded (`decode`), and
+    /// for `resize` area-averaged (box filter, per channel) down to the target canvas.
+    public func decodeImages(_ result: GenerationResult, tiling: VAETiling = .automatic) -> Tensor {
+        let decoded = decode(result.renderedLatents, tiling: tiling)
+        guard result.composition.output == .areaAveragedImage else { return decoded }
+        return AreaResize.shrink(decoded, height: result.composition.height, width: result.composition.width)
     }
 
     /// VAE-decodes sampler-space latents [N, 4, h, w] to images [N, 3, 8h, 8w] in about [-1, 1], one image at

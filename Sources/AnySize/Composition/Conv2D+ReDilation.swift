@@ -7,6 +7,10 @@ import AnySizeKernels
 ///   y  = bilinear(y', H, W)
 /// For integer d both resizes are the identity and are skipped: y = conv(x, dilation d, padding d), by
 /// `DilatedConvolution` (the layer's own fast algorithm on the d x d interleaved sub-grids).
+/// Cost: integer d about an undilated call; fractional d about (ceil(d) / d)^2 of one plus two resizes (measured at
+/// d = 1.5 for 640->640 at 64x64, batch 2: 2.07 s against 0.93 s undilated, of which the resizes 0.14 s).
+/// Memory beyond an undilated call: the sub-grid groups (`DilatedConvolution.maxScratchBytes`) and, for
+/// fractional d, the resized input and its convolution ((ceil(d) / d)^2 times the input's and output's size).
 extension Conv2D {
     func redilated(_ x: Tensor, factor d: Double) -> Tensor {
         guard d > 1 else { return self(x) }

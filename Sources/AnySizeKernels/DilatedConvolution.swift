@@ -14,6 +14,10 @@
 ///
 /// `Im2ColConvolution.forward(_:layer:dilation:)` computes the same with dilated taps (its reference and the
 /// choice for layers that are not stride-1 "same" convolutions).
+///
+/// Measured (`conv-bench --dilation D`, 2 shared cores under load, median of 5, SD1.5 layers at batch 2):
+/// 640->640 at 64x64: undilated 0.96 s; d = 2: sub-grids 1.08 s, im2col 2.02 s; d = 3: 1.27 s vs 1.96 s.
+/// 1280->1280 at 32x32: undilated 0.85 s; d = 2: 0.94 s vs 2.06 s; d = 3: 1.50 s vs 2.06 s.
 public struct DilatedConvolution: Sendable {
     /// Upper bound on one group's gathered input and output together, in bytes.
     public let maxScratchBytes: Int

@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 
 /// Bilinear and bicubic resizing against a direct Double evaluation of PyTorch's definitions
-/// (align_corners false, no antialias); Tests/AnySizeTests/CompositionParityTests compares with torch itself.
+/// (align_corners false, no antialias); Tests/AnySizeTests/UNetCompositionParityTests compares with torch itself.
 /// The kernels compute source coordinates and weights in float, as PyTorch does: a few 1e-7 from Double.
 final class ResizeTests: XCTestCase {
     /// Keys' cubic convolution kernel with A = -0.75 at distance |x|.

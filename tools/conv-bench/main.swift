@@ -6,6 +6,11 @@
 //   options: --repeats N (default 3), --tiles T (Winograd tiles per block), --scratch-mb S,
 //            --winograd-only (skip im2col, e.g. under a profiler),
 //            --blocked (BlockedWinogradConvolution instead of WinogradConvolution; --out-block N, --in-block N)
+//   .build/release/conv-bench --dilation D 640:640:64:64:2 ...
+//            re-dilated layers (ScaleCrafter, D > 1, may be fractional): the undilated call (AutomaticConvolution)
+//            against dilation k = ceil(D) by im2col with dilated taps and by DilatedConvolution's sub-grids; for a
+//            fractional D also the whole re-dilated call (bilinear resize by k / D, sub-grids, resize back), as
+//            AnySize's `Conv2D.redilated` composes it.
 //
 // Runs the two algorithms alternately (the machine is shared), prints the median seconds of each and the
 // effective GFLOP/s = direct-convolution FLOPs (2 * O * I * 9 * H * W * B) / seconds, plus the max difference
@@ -22,6 +27,7 @@ var tilesPerBlock = WinogradConvolution().tilesPerBlock
 var scratchBytes = WinogradConvolution().maxScratchBytes
 var winogradOnly = false
 var blocked = false
+var dilation: Double? = nil
 var outBlock = BlockedWinogradConvolution().outBlock
 var inBlock = BlockedWinogradConvolution().inBlock
 var arguments = CommandLine.arguments.dropFirst()
@@ -34,6 +40,12 @@ while let argument = arguments.popFirst() {
     case "--out-block": outBlock = Int(arguments.popFirst() ?? "") ?? outBlock
     case "--in-block": inBlock = Int(arguments.popFirst() ?? "") ?? inBlock
     case "--scratch-mb": scratchBytes = (Int(arguments.popFirst() ?? "") ?? 64) << 20
+    case "--dilation":
+        guard let d = Double(arguments.popFirst() ?? ""), d > 1 else {
+            FileHandle.standardError.write(Data("--dilation needs a factor above 1\n".utf8))
+            exit(2)
+        }
+        dilation = d
     default:
         let v = argument.split(separator: ":").compactMap { Int($0) }
         guard v.count == 5 else {
@@ -78,6 +90,63 @@ func seconds(_ body: () -> Tensor) -> (Double, Tensor) {
     let start = DispatchTime.now().uptimeNanoseconds
     let out = body()
     return (Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9, out)
+}
+
+/// Median seconds of `body` over `repeats` runs after one warm-up, and its last result.
+func median(_ body: () -> Tensor) -> (Double, Tensor) {
+    _ = body()
+    var times: [Double] = [], last = Tensor(zeros: [1])
+    for _ in 0 ..< repeats {
+        let (t, r) = seconds(body)
+        times.append(t)
+        last = r
+    }
+    return (times.sorted()[repeats / 2], last)
+}
+
+func maxRelativeDifference(_ a: Tensor, _ b: Tensor) -> Float {
+    var maxDiff: Float = 0, maxRef: Float = 0
+    for i in 0 ..< a.count {
+        maxDiff = max(maxDiff, abs(a.pointer[i] - b.pointer[i]))
+        maxRef = max(maxRef, abs(a.pointer[i]))
+    }
+    return maxDiff / max(maxRef, 1e-30)
+}
+
+if let d = dilation {
+    let k = Int(d.rounded(.up)), scale = Double(k) / d
+    print("BLAS core \(MatMul.blasCoreName), \(Parallel.threadCount) threads, dilation \(d) (k = \(k)), "
+          + "\(repeats) repeats (median)")
+    print("layer (in->out @ HxW xB)          undilated s   im2col k s   sub-grids k s"
+          + (scale == 1 ? "" : "   re-dilated s (resizes s)") + "   sub-grids vs im2col diff")
+    for c in cases {
+        let x = randomTensor([c.batch, c.inChannels, c.height, c.width], seed: 1, scale: 1)
+        let w = randomTensor([c.outChannels, c.inChannels, 3, 3], seed: 2, scale: 1 / Float(c.inChannels * 9).squareRoot())
+        let b = randomTensor([c.outChannels], seed: 3, scale: 0.1)
+        let layer = Conv2D(weight: w, bias: b, stride: 1, padding: 1)
+        let (plain, _) = median { layer(x) }
+        let (im2col, byTaps) = median { Im2ColConvolution().forward(x, layer: layer, dilation: k) }
+        let (subGrids, bySubGrids) = median { DilatedConvolution().forward(x, layer: layer, dilation: k) }
+        var fractional = ""
+        if scale != 1 {
+            let h = Int((Double(c.height) * scale).rounded(.toNearestOrEven))
+            let wd = Int((Double(c.width) * scale).rounded(.toNearestOrEven))
+            let (whole, _) = median {
+                let resized = Elementwise.resizeBilinear(x, height: h, width: wd)
+                let y = DilatedConvolution().forward(resized, layer: layer, dilation: k)
+                return Elementwise.resizeBilinear(y, height: c.height, width: c.width)
+            }
+            let convolved = Tensor(zeros: [c.batch, c.outChannels, h, wd])
+            let (resizeIn, _) = median { Elementwise.resizeBilinear(x, height: h, width: wd) }
+            let (resizeOut, _) = median { Elementwise.resizeBilinear(convolved, height: c.height, width: c.width) }
+            fractional = String(format: "   %12.4f (%.4f)", whole, resizeIn + resizeOut)
+        }
+        let name = "\(c.inChannels)->\(c.outChannels) @ \(c.height)x\(c.width) x\(c.batch)"
+        print(name.padding(toLength: 33, withPad: " ", startingAt: 0)
+              + String(format: " %11.4f   %10.4f   %13.4f", plain, im2col, subGrids) + fractional
+              + String(format: "   %.2e", maxRelativeDifference(byTaps, bySubGrids)))
+    }
+    exit(0)
 }
 
 let winograd: ConvolutionAlgorithm = blocked ? BlockedWinogradConvolution(outBlock: outBlock, inBlock: inBlock)

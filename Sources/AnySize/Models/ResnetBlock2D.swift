@@ -16,13 +16,14 @@ struct ResnetBlock2D {
             : try s.conv("conv_shortcut", in: inChannels, out: outChannels, kernel: 1)
     }
 
-    /// x [B, Cin, H, W], tembActivated = silu(temb) [B, T] -> [B, Cout, H, W]
-    func callAsFunction(_ x: Tensor, tembActivated: Tensor?) -> Tensor {
-        var h = conv1(norm1(x, silu: true))                       // [B, Cout, H, W]
+    /// x [B, Cin, H, W], tembActivated = silu(temb) [B, T] -> [B, Cout, H, W]. `dilation` > 1 re-dilates conv1
+    /// and conv2 (ScaleCrafter, `Conv2D.redilated`); the 1x1 shortcut is unchanged.
+    func callAsFunction(_ x: Tensor, tembActivated: Tensor?, dilation: Double = 1) -> Tensor {
+        var h = conv1.redilated(norm1(x, silu: true), factor: dilation)  // [B, Cout, H, W]
         if let timeEmbProj, let tembActivated {
             Elementwise.addChannelBiasInPlace(h, timeEmbProj(tembActivated))
         }
-        h = conv2(norm2(h, silu: true))                            // [B, Cout, H, W]
+        h = conv2.redilated(norm2(h, silu: true), factor: dilation)      // [B, Cout, H, W]
         let shortcut = convShortcut.map { $0(x) } ?? x
         Elementwise.addInPlace(h, shortcut)
         return h

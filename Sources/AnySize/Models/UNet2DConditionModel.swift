@@ -158,9 +158,21 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         return out
     }
 
+    /// Kohya Deep Shrink's downscale (ComfyUI `PatchModelAddDownscale`, applied after the skip of input block 3,
+    /// i.e. after down block 0's downsampler output is stored): bicubic to round(side * (1 / f)), Python rounding.
+    func deepShrink(_ h: Tensor, factor f: Double) -> Tensor {
+        Elementwise.resizeBicubic(h, height: Conv2D.pythonRound(Double(h.dim(2)) * (1 / f)),
+                                  width: Conv2D.pythonRound(Double(h.dim(3)) * (1 / f)))
+    }
+
     /// Predicts noise (or v) for `sample` [B, 4, h, w] at `timesteps` (one per batch element) given text
     /// embeddings `context` [B, M, cross_attention_dim]. h, w >= 8. `composition` re-dilates convolutions
-    /// or shrinks the inner levels for this call (`UNetCallComposition`; `.none` runs the model as trained).
+    /// or shrinks the inner levels for this call (`UNetCallComposition`; `.none` runs the model as trained):
+    /// - re-dilation: conv1 and conv2 of every resnet outside level 0 (down blocks 1-3, mid, up blocks 0-2);
+    /// - Deep Shrink: after down block 0 has stored its downsampler output as a skip, the hidden state is resized
+    ///   by 1 / f (bicubic) and levels 1-3 run on that grid; on the way up, before each skip concatenation whose
+    ///   skip has another size (only the level-0 downsampler's), it is resized to the skip's size (bicubic), as
+    ///   ComfyUI's output-block patch does.
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], context: Tensor,
                                attention: AttentionContext, composition: UNetCallComposition = .none) -> Tensor {
         precondition(sample.rank == 4 && timesteps.count == sample.dim(0) && context.dim(0) == sample.dim(0),
@@ -171,11 +183,13 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         Activation.siluInPlace(temb)                           // every resnet applies silu(temb) first
 
         let ff = feedForwardChunkBytes
+        // Re-dilation (ScaleCrafter) applies to the resnets of every level but 0: down blocks 1-3, mid, up blocks 0-2.
+        let dilation = composition.redilates ? composition.dilation : 1
         var h = convIn(sample)                                 // [B, C0, h, w]
         var skips: [Tensor] = [h]
-        for block in downBlocks {
+        for (level, block) in downBlocks.enumerated() {
             for (j, resnet) in block.resnets.enumerated() {
-                h = resnet(h, tembActivated: temb)
+                h = resnet(h, tembActivated: temb, dilation: level == 0 ? 1 : dilation)
                 if j < block.attentions.count {
                     h = block.attentions[j](h, context: context, attention: attention, feedForwardChunkBytes: ff)
                 }
@@ -185,15 +199,22 @@ public final class UNet2DConditionModel: @unchecked Sendable {
                 h = downsampler(h)                             // [B, C, ceil(h/2), ceil(w/2)]
                 skips.append(h)
             }
+            if level == 0 && composition.shrinks {
+                h = deepShrink(h, factor: composition.deepShrinkFactor)  // [B, C, round(h/2f), round(w/2f)]
+            }
         }
-        h = midResnets[0](h, tembActivated: temb)
+        h = midResnets[0](h, tembActivated: temb, dilation: dilation)
         h = midAttention(h, context: context, attention: attention, feedForwardChunkBytes: ff)
-        h = midResnets[1](h, tembActivated: temb)
+        h = midResnets[1](h, tembActivated: temb, dilation: dilation)
 
-        for block in upBlocks {
+        for (i, block) in upBlocks.enumerated() {
+            let level = upBlocks.count - 1 - i
             for (j, resnet) in block.resnets.enumerated() {
+                if composition.shrinks, let skip = skips.last, h.shape[2...] != skip.shape[2...] {
+                    h = Elementwise.resizeBicubic(h, height: skip.dim(2), width: skip.dim(3))  // Deep Shrink: back
+                }
                 h = Elementwise.concatChannels(h, skips.removeLast())  // [B, C + Cskip, h, w]; frees both inputs
-                h = resnet(h, tembActivated: temb)
+                h = resnet(h, tembActivated: temb, dilation: level == 0 ? 1 : dilation)
                 if j < block.attentions.count {
                     h = block.attentions[j](h, context: context, attention: attention, feedForwardChunkBytes: ff)
                 }

@@ -1,6 +1,7 @@
 # AnySize — two commands on a fresh Debian machine (as root):
 #   make run    install system packages if missing, build (release), generate out/demo.png with the bundled demo model
-#   make test   install system packages if missing, run the whole test suite (release build)
+#   make test   install system packages if missing, run the whole test suite (release build), then the CLI checks
+#               of tools/cli_test.sh against the built binary
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 DEMO_MODEL ?= Tests/AnySizeTests/Fixtures/tiny-sd1
 OUT ?= out
@@ -42,6 +43,8 @@ run: build
 
 test: deps
 	$(SWIFT) test $(SWIFT_FLAGS) --disable-swift-testing
+	$(SWIFT) build $(SWIFT_FLAGS) --product anysize
+	ANYSIZE="$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/anysize" bash tools/cli_test.sh
 
 # The flags above, for scripts that build their own products (tools/bench).
 flags:

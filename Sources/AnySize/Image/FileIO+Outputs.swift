@@ -161,8 +161,8 @@ public enum TemporaryFiles {
         }
     }
 
-    /// The currently registered paths (for tests).
-    static var registered: [String] {
+    /// The temporary files being written now.
+    public static var registered: [String] {
         lock.lock()
         defer { lock.unlock() }
         return (0 ..< slotCount).filter { used[$0] }.map { String(cString: slotPointer($0)) }

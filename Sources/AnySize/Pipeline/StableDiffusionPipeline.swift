@@ -149,7 +149,10 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
                                          trainedLatentHeight: trained.height / factor, trainedLatentWidth: trained.width / factor,
                                          memoryBudget: options.attentionMemory)
         var entropy: [(call: Int, sigma: Double, samples: [AttentionEntropySample])] = []
-        let total = scheduler.modelCalls - firstCall
+        // Progress counts sampler steps, not model calls (Heun makes two calls per step).
+        let stepsBefore = firstCall > 0 ? scheduler.stepsCompleted(afterCall: firstCall - 1) : 0
+        let total = scheduler.inferenceSteps - stepsBefore
+        var reported = 0
         let sampleStart = Date()
         for call in firstCall ..< scheduler.modelCalls {
             let sigma = Double(scheduler.sigma(atStep: call))
@@ -162,7 +165,9 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             if guided { output = Self.guidance(output, scale: Float(options.cfgScale)) }
             latents = scheduler.step(output: output, stepIndex: call, sample: latents, random: random)
             if let samples = attention.entropySamples { entropy.append((call, sigma, samples)) }
-            let done = call - firstCall + 1
+            let done = scheduler.stepsCompleted(afterCall: call) - stepsBefore
+            guard done > reported else { continue }
+            reported = done
             progress(.step(index: done, total: total, secondsPerStep: Date().timeIntervalSince(sampleStart) / Double(done)))
             progress(.latents(index: done, total: total, latents: latents))
         }

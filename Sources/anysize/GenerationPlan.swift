@@ -55,6 +55,7 @@ struct GenerationPlan {
         }
         self.options = options
         outputBase = c.output ?? "anysize-\(seed).png"
+        if !c.skipDecode { try GenerationMetadata.checkOutputName(outputBase) }
         if c.skipDecode && c.saveLatents == nil {
             throw AnySizeError(.invalidArgument, "--skip-decode without --save-latents would produce nothing; add --save-latents PATH.safetensors")
         }
@@ -73,12 +74,12 @@ struct GenerationPlan {
 
     func run() throws {
         var options = self.options
-        progress.line("seed: \(options.seed)")
         try checkMemory()
         let loadStart = Date()
         let checkpoint = try StableDiffusionCheckpoint.load(path: command.model, prediction: prediction)
         let pipeline = try StableDiffusionPipeline(checkpoint: checkpoint)
         progress.phase("load", seconds: Date().timeIntervalSince(loadStart))
+        progress.line("seed: \(options.seed)")
         if !pipeline.unusedTensors.isEmpty {
             progress.line("note: \(pipeline.unusedTensors.count) checkpoint tensors were not used (see anysize info)")
         }
@@ -108,7 +109,12 @@ struct GenerationPlan {
                 guard let preview, i % command.previewEvery == 0 || i == n else { return }
                 for b in 0 ..< latents.dim(0) {
                     let path = GenerationMetadata.previewPath(outputBase, index: b, count: latents.dim(0), step: i)
-                    try? PNGWriter.write(preview.image(fromLatents: latents, index: b), to: path)
+                    do {
+                        try PNGWriter.write(preview.image(fromLatents: latents, index: b), to: path)
+                        progress.line("wrote \(path)")
+                    } catch {
+                        progress.line("note: preview not written: \(error)")
+                    }
                 }
             }
         }

@@ -11,7 +11,7 @@ import XCTest
 /// judges our arithmetic, not the tiny models' chaos.
 final class GenerationParityTests: XCTestCase {
     private func pipeline(model: String, singleFile: Bool) throws -> StableDiffusionPipeline {
-        singleFile ? try Fixtures.pipeline(model + ".safetensors", configFolder: model) : try Fixtures.pipeline(model)
+        try Fixtures.pipeline(singleFile ? model + ".safetensors" : model)
     }
 
     private func e2e() throws -> [String: Any] {

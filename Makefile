@@ -2,8 +2,10 @@
 #   make run    install system packages if missing, build (release), generate out/demo.png with the bundled demo model
 #   make test   install system packages if missing, run the whole test suite (release build), then the CLI checks
 #               of tools/cli_test.sh against the built binary
+# `make` alone lists the targets.
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
-DEMO_MODEL ?= Tests/AnySizeTests/Fixtures/tiny-sd1
+TINY_MODEL := Tests/AnySizeTests/Fixtures/tiny-sd1
+DEMO_MODEL ?= $(TINY_MODEL)
 OUT ?= out
 # Code generation for this CPU, the way llama.cpp's GGML_NATIVE does it: on x86-64 Linux with AVX2 and FMA the
 # Swift code is compiled with `-target-cpu native` (8- and 16-lane SIMD, FMA, AVX-512 where present; the
@@ -24,10 +26,24 @@ AVX512_CPUS := skylake-avx512 cascadelake cooperlake icelake-client icelake-serv
 	sapphirerapids emeraldrapids graniterapids znver4 znver5
 REGISTER_TILES := $(strip $(if $(filter native,$(TARGET_CPU)),$(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && \
 	echo yes),$(if $(filter $(AVX512_CPUS),$(TARGET_CPU)),yes)))
-SWIFT_FLAGS := -c release $(if $(TARGET_CPU),-Xswiftc -target-cpu -Xswiftc $(TARGET_CPU) -Xswiftc -DFUSED_MULTIPLY_ADD) \
+# -Ounchecked drops Swift's overflow and bounds checks in our code (the kernels check their shapes with
+# preconditions at their boundaries, which -Ounchecked removes as well). It lives here, not in Package.swift:
+# SwiftPM refuses unsafe flags in a package used as a dependency. Release builds already optimise whole modules.
+SWIFT_FLAGS := -c release -Xswiftc -Ounchecked $(if $(TARGET_CPU),-Xswiftc -target-cpu -Xswiftc $(TARGET_CPU) -Xswiftc -DFUSED_MULTIPLY_ADD) \
 	$(if $(REGISTER_TILES),-Xswiftc -DREGISTER_TILES)
 
-.PHONY: deps build run test clean flags
+.PHONY: help deps build run test clean flags
+
+help:
+	@echo "AnySize make targets:"
+	@echo "  make run      install system packages if missing, build, write $(OUT)/demo.png with the bundled tiny"
+	@echo "                random-weight test model (the image is coloured noise: the model is untrained)"
+	@echo "  make test     install system packages if missing, run the whole test suite (release build)"
+	@echo "  make build    install system packages if missing, build .build/release/anysize"
+	@echo "  make deps     install libopenblas-dev, libpng-dev, zlib1g-dev and pkg-config if missing (apt)"
+	@echo "  make flags    print the swift build flags used here (target CPU here: $(if $(TARGET_CPU),$(TARGET_CPU),baseline x86-64))"
+	@echo "  make clean    remove .build and $(OUT)"
+	@echo "Variables: PORTABLE=1 (baseline x86-64), TARGET_CPU=NAME, DEMO_MODEL=PATH, OUT=DIR"
 
 deps:
 	@bash tools/install-deps.sh
@@ -40,6 +56,10 @@ run: build
 	$(SWIFT) run $(SWIFT_FLAGS) anysize info --model $(DEMO_MODEL)
 	$(SWIFT) run $(SWIFT_FLAGS) anysize generate --model $(DEMO_MODEL) --prompt "a lighthouse on a cliff at sunset" \
 		--width 256 --height 256 --steps 8 --seed 42 --output $(OUT)/demo.png
+ifeq ($(DEMO_MODEL),$(TINY_MODEL))
+	@echo "$(OUT)/demo.png comes from $(DEMO_MODEL), a tiny random-weight model made for the tests: it is coloured"
+	@echo "noise, as expected. For real images: make run DEMO_MODEL=FILE.safetensors, or see README.md."
+endif
 
 test: deps
 	$(SWIFT) test $(SWIFT_FLAGS) --disable-swift-testing

@@ -1,8 +1,8 @@
 // swift-tools-version:5.10
 import PackageDescription
 
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
-
+// No unsafe flags: SwiftPM refuses them in a package used as a dependency. `make` adds the speed flags
+// (-Ounchecked, -target-cpu); a release build already optimises whole modules.
 let package = Package(
     name: "AnySize",
     platforms: [.macOS(.v13)],
@@ -19,16 +19,15 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "AnySizeKernels", dependencies: ["CBLAS"], swiftSettings: optimize),
+        .target(name: "AnySizeKernels", dependencies: ["CBLAS"]),
         .target(name: "AnySize", dependencies: ["AnySizeKernels", "CPNG", "CZlib"],
-                resources: [.copy("Resources")], swiftSettings: optimize),
+                resources: [.copy("Resources")]),
         .executableTarget(name: "anysize", dependencies: [
             "AnySize", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: optimize),
-        .executableTarget(name: "AnySizeKernelBench", dependencies: ["AnySizeKernels"], swiftSettings: optimize),
+        ]),
+        .executableTarget(name: "AnySizeKernelBench", dependencies: ["AnySizeKernels"]),
         // Kernel micro-benchmark (tools/conv-bench/main.swift); never run by the tests.
-        .executableTarget(name: "conv-bench", dependencies: ["AnySizeKernels"], path: "tools/conv-bench",
-                          swiftSettings: optimize),
+        .executableTarget(name: "conv-bench", dependencies: ["AnySizeKernels"], path: "tools/conv-bench"),
         .testTarget(name: "AnySizeKernelsTests", dependencies: ["AnySizeKernels"]),
         .testTarget(name: "AnySizeTests", dependencies: ["AnySize"], resources: [.copy("Fixtures")]),
     ]

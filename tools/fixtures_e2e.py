@@ -1,5 +1,6 @@
 """End-to-end pipeline references for the tiny fixture models (run after make_fixtures.py, same environment):
-    /tmp/anysize-fixtures/bin/python tools/fixtures_e2e.py
+    /tmp/anysize-fixtures/bin/python tools/fixtures_e2e.py [--single-files]
+(--single-files: only the single-file cases, replaced in index.json; the folder cases and files are kept.)
 
 For each model (tiny-sd1, tiny-sd2), each sampler, txt2img at two sizes and img2img at the non-square one, diffusers'
 StableDiffusionPipeline / StableDiffusionImg2ImgPipeline run in float32 with output_type="latent" and
@@ -20,10 +21,10 @@ implementation, so the script refuses cases above CONDITIONING_LIMIT (a quarter 
 UNet's attention gain in make_fixtures.py was chosen with this measurement.
 
 Single-file layout: for a subset of samplers, the same runs through StableDiffusionPipeline.from_single_file on
-Fixtures/tiny-sd*.safetensors (offline, with a copy of the folder's configs whose text encoder and tokenizer have
-the full CLIP vocabulary the single file carries; the tiny GroupNorm group counts come from that config, as
-AnySize's `configFolder:`) and samplers built from SD 1.5's published scheduler config (SD15_SCHEDULER_CONFIG).
-These cases have `"weights": "single_file"` and their own token ids.
+Fixtures/tiny-sd*.safetensors, which are models of their own (tools/single_file_fixtures.py; offline, with a
+temporary diffusers config folder of the same models, so diffusers' converter maps the keys) and samplers built
+from SD 1.5's published scheduler config (SD15_SCHEDULER_CONFIG). These cases have `"weights": "single_file"` and
+their own token ids.
 """
 
 import json
@@ -38,8 +39,8 @@ import PIL.Image
 import torch
 from safetensors.torch import save_file
 
-from make_fixtures import FIXTURES, FULL_VOCAB, MODELS, PROMPTS, REFERENCE, clip_bpe, write_json, write_tokenizer
-from verify_fixtures import full_vocab_config
+import single_file_fixtures
+from make_fixtures import FIXTURES, PROMPTS, REFERENCE, write_json
 
 SEED = 42
 STEPS = 5
@@ -172,6 +173,11 @@ def pipelines(name, single_file_config=None):
 
 
 def main():
+    import argparse
+
+    parser = argparse.ArgumentParser(description="End-to-end pipeline references for the tiny fixture models.")
+    parser.add_argument("--single-files", action="store_true", help="only the single-file cases")
+    args = parser.parse_args()
     torch.set_num_threads(2)
     float32_draws()
     inputs = {}
@@ -180,20 +186,21 @@ def main():
         inputs[f"noise.{height // 8}x{width // 8}"] = noise
     picture = init_image(*IMG2IMG_SIZE)
     inputs["init_image"] = picture.permute(2, 0, 1)[None].contiguous()  # uint8 [1, 3, H, W]
-    save_file(inputs, str(REFERENCE / "e2e_inputs.safetensors"), metadata={"format": "pt"})
+    if not args.single_files:
+        save_file(inputs, str(REFERENCE / "e2e_inputs.safetensors"), metadata={"format": "pt"})
     pil = PIL.Image.fromarray(picture.numpy())
 
     work = Path(tempfile.mkdtemp())
-    full_vocab, full_merges = clip_bpe(FULL_VOCAB - 512 - 2)
+    full_tokenizers = single_file_fixtures.full_tokenizers(work)
     cases = []
     tokens = {}
     for name in ("tiny-sd1", "tiny-sd2"):
         short = name.removeprefix("tiny-")
-        write_tokenizer(work / name / "tokenizer", full_vocab, full_merges, MODELS[name]["pad_token"])
-        single_file_config = full_vocab_config(FIXTURES / name, work / name / "tokenizer", work, name)
-        layouts = [("folder", pipelines(name), "", TXT2IMG_SIZES, list(SAMPLERS)),
-                   ("single_file", pipelines(name, single_file_config), "_single_file", [IMG2IMG_SIZE],
-                    SINGLE_FILE_SAMPLERS)]
+        single_file_config = single_file_fixtures.config_folder(name, single_file_fixtures.build(name),
+                                                                full_tokenizers[name], work)
+        layouts = [] if args.single_files else [("folder", pipelines(name), "", TXT2IMG_SIZES, list(SAMPLERS))]
+        layouts.append(("single_file", pipelines(name, single_file_config), "_single_file", [IMG2IMG_SIZE],
+                        SINGLE_FILE_SAMPLERS))
         for weights, pipes, suffix, txt2img_sizes, samplers in layouts:
             txt2img = pipes[torch.float32][0]
             folder_config = dict(txt2img.scheduler.config)
@@ -241,6 +248,9 @@ def main():
 
     index_path = REFERENCE / "index.json"
     index = json.loads(index_path.read_text())
+    if args.single_files:  # keep the folder cases and their token ids
+        tokens = index["e2e"]["token_ids"]
+        cases = [c for c in index["e2e"]["cases"] if c["weights"] != "single_file"] + cases
     index["e2e"] = {
         "generated_by": "tools/fixtures_e2e.py",
         "inputs_file": "e2e_inputs.safetensors",

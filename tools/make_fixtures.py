@@ -1,10 +1,11 @@
 """Builds the tiny random-weight Stable Diffusion fixtures that the Swift tests load, and their reference tensors.
 
-How to run (from the repository root; CPU only, about a minute):
+How to run (from the repository root; CPU only, about a minute), in a venv made from tools/requirements.txt:
     python3.11 -m venv /tmp/anysize-fixtures
     /tmp/anysize-fixtures/bin/pip install -r tools/requirements.txt
-    /tmp/anysize-fixtures/bin/python tools/make_fixtures.py
-Then, for the end-to-end pipeline references: /tmp/anysize-fixtures/bin/python tools/fixtures_e2e.py
+    /tmp/anysize-fixtures/bin/python tools/make_fixtures.py [--single-files]
+Then, for the end-to-end pipeline references: /tmp/anysize-fixtures/bin/python tools/fixtures_e2e.py [--single-files]
+(--single-files: rewrite only the single files and their references; the folders stay as they are).
 
 It writes Tests/AnySizeTests/Fixtures/ (everything is seeded; a re-run with the pinned versions rewrites the same
 bytes):
@@ -14,10 +15,9 @@ bytes):
   tiny-sd2/                 diffusers folder, SD2-768-v-like: linear proj_in, per-level heads, upcast attention,
                             gelu text encoder, DDIM v_prediction scheduler, tokenizer padding with "!" (id 0).
                             Its text_encoder weights are as transformers 5.23 writes them (no "text_model." level).
-  tiny-sd1.safetensors      original (LDM) layout of the same UNet and VAE weights as tiny-sd1/, with a text
-                            encoder of the full 49408-token CLIP vocabulary under cond_stage_model.transformer.
-  tiny-sd2.safetensors      same for tiny-sd2/, text encoder in open_clip layout under cond_stage_model.model with
-  tiny-sd2.yaml             one more resblock than used (SD2 takes the penultimate layer), and its LDM config.
+  tiny-sd1.safetensors      original (LDM) layout single files of their own models, with what every single file
+  tiny-sd2.safetensors      implies (32 GroupNorm groups, 64-wide text heads, the full CLIP vocabulary), so they
+  tiny-sd2.yaml             load with nothing beside them: see tools/single_file_fixtures.py.
   tokenizer-fast/           tiny-sd1's tokenizer as transformers 5.23 saves it (tokenizer.json only).
   tiny-sd1-saved/           tiny-sd1/ loaded and saved again by diffusers 0.42.1 / transformers 5.23
                             (tools/fixtures_saved_today.py): tokenizer.json only, same weights.
@@ -26,15 +26,12 @@ bytes):
 Weights are stored as float16. Every reference is computed in float32 from the weights as stored (f16 -> f32),
 which is what the Swift loader sees.
 
-Sizes: the real SD topology (4 levels, 2 resnets per level, the same block types, a wider last level as in SD's
-channel_mult, so that skips, shortcuts and per-level heads all vary): UNet (16, 16, 16, 32) channels with
+Folder sizes: the real SD topology (4 levels, 2 resnets per level, the same block types, a wider last level as in
+SD's channel_mult, so that skips, shortcuts and per-level heads all vary): UNet (16, 16, 16, 32) channels with
 norm_num_groups 8, VAE (8, 16, 16, 16) with 4 groups. Not 32 groups: with 32 groups the channel count must be 64
 or more for a group to hold more than one channel (below that GroupNorm is an instance norm, which cancels every
 per-channel constant, the timestep embedding included: the UNet output would not depend on t), and 64-channel
-models do not fit the fixture budget. So the
-single files cannot be loaded with LDM's fixed 32 groups: load them with the folder as config (as diffusers'
-from_single_file(config=...)). The text hidden size (4) is also the cross-attention width; it is small because
-the single-file text encoders need 49408 embedding rows.
+models at this depth do not fit the fixture budget. The text hidden size (4) is also the cross-attention width.
 """
 
 import gzip
@@ -46,12 +43,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import sd_checkpoint as ckpt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "Tests" / "AnySizeTests" / "Fixtures"
@@ -243,8 +238,7 @@ def schedule_buffers():
 
 
 def save_folder(name, spec, vocab, merges):
-    """Builds one model, writes its diffusers folder, and returns the f16 state dicts and the single-file text
-    encoder (full vocabulary) state."""
+    """Builds one model, writes its diffusers folder, and returns the f16 state dicts."""
     from diffusers import StableDiffusionPipeline
 
     folder = FIXTURES / name
@@ -272,44 +266,12 @@ def save_folder(name, spec, vocab, merges):
                   metadata={"format": "pt"})
     shutil.rmtree(tmp)
 
-    # Single-file text encoder: same width, full CLIP vocabulary; SD2's has one resblock more than it uses.
-    full_layers = TEXT_LAYERS + (0 if spec["text_model_prefix"] else 1)
-    full_pad = FULL_VOCAB - 1 if spec["pad_token"] == "<|endoftext|>" else 0
-    full_text = make_text_encoder(text_config(FULL_VOCAB, spec["text_act"], full_layers, full_pad, FULL_VOCAB - 2,
-                                              FULL_VOCAB - 1), seed + 4)
-    return dict(unet=f16(unet.state_dict()), vae=f16(vae.state_dict()), text=text_state,
-                full_text=f16(full_text.state_dict()), unet_config=dict(unet.config), vae_config=dict(vae.config),
-                full_layers=full_layers, seed=seed)
+    return dict(unet=f16(unet.state_dict()), vae=f16(vae.state_dict()), text=text_state)
 
 
-def save_single_file(name, spec, built):
-    """Original-layout checkpoint of the same UNet and VAE weights, plus the full-vocabulary text encoder and the
-    extra tensors real checkpoints carry."""
-    state = {}
-    state.update(ckpt.unet_to_original(built["unet"], built["unet_config"]))
-    state.update(ckpt.vae_to_original(built["vae"], built["vae_config"]))
-    extras = schedule_buffers()
-    if spec["text_model_prefix"]:  # SD1: transformers CLIP
-        state.update(ckpt.clip_to_original(built["full_text"]))
-        extras[ckpt.CLIP_PREFIX + "text_model.embeddings.position_ids"] = torch.arange(77, dtype=torch.int64)[None]
-    else:  # SD2: open_clip text tower, all resblocks, with the projection and logit scale it never uses
-        state.update(ckpt.clip_to_open_clip(built["full_text"], built["full_layers"]))
-        g = torch.Generator().manual_seed(built["seed"] + 5)
-        projection = torch.randn(TEXT_HIDDEN, TEXT_HIDDEN, generator=g) / math.sqrt(TEXT_HIDDEN)
-        extras[ckpt.OPEN_CLIP_PREFIX + "text_projection"] = projection.to(torch.float16)
-        extras[ckpt.OPEN_CLIP_PREFIX + "logit_scale"] = torch.tensor(math.log(1 / 0.07), dtype=torch.float16)
-    assert not set(state) & set(extras)
-    state.update(extras)
-    path = FIXTURES / f"{name}.safetensors"
-    save_file(state, str(path), metadata={"format": "pt"})
-    return path, sorted(extras)
-
-
+# The body of Stability's v2-inference-v.yaml with the tiny model's numbers as fields (tools/single_file_fixtures.py
+# fills them in for tiny-sd2.yaml).
 SD2_YAML = """\
-# LDM config of Tests/AnySizeTests/Fixtures/tiny-sd2.safetensors, in the format of Stability's
-# v2-inference-v.yaml (written by tools/make_fixtures.py). The model is tiny and random: 16 base channels,
-# heads of width 8, text width 4, and GroupNorm with 8 groups in the UNet, 4 in the VAE (LDM's code has 32
-# fixed: load this checkpoint with the tiny-sd2 folder as config for the group counts).
 model:
   base_learning_rate: 1.0e-4
   target: ldm.models.diffusion.ddpm.LatentDiffusion
@@ -378,54 +340,42 @@ model:
 """
 
 
-def write_sd2_yaml(built):
-    channels = built["unet_config"]["block_out_channels"]
-    heads = built["unet_config"]["attention_head_dim"]
-    head_channels = channels[0] // heads[0]
-    assert all(c // h == head_channels for c, h in zip(channels, heads))
-    text = SD2_YAML.format(model_channels=channels[0], channel_mult=", ".join(str(c // channels[0]) for c in channels),
-                           head_channels=head_channels, context_dim=TEXT_HIDDEN, vae_ch=VAE_CHANNELS[0],
-                           vae_mult="\n".join(f"          - {c // VAE_CHANNELS[0]}" for c in VAE_CHANNELS))
-    path = FIXTURES / "tiny-sd2.yaml"
-    path.write_text(text)
-    return path
-
-
 def main():
-    import verify_fixtures
-    import reference_fixtures
+    import argparse
 
+    import reference_fixtures
+    import single_file_fixtures
+    import verify_fixtures
+
+    parser = argparse.ArgumentParser(description="Writes the tiny fixture models and their reference tensors.")
+    parser.add_argument("--single-files", action="store_true",
+                        help="rewrite only the single files (tools/single_file_fixtures.py) and their references")
+    args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
     FIXTURES.mkdir(parents=True, exist_ok=True)
-    small_vocab, small_merges = clip_bpe(SMALL_MERGES)
-    full_vocab, full_merges = clip_bpe(FULL_VOCAB - 512 - 2)
-    assert len(full_vocab) == FULL_VOCAB
-    full_tokenizers = {}
     work = Path(tempfile.mkdtemp())
-    for name, spec in MODELS.items():
-        write_tokenizer(work / name / "tokenizer", full_vocab, full_merges, spec["pad_token"])
-        full_tokenizers[name] = work / name / "tokenizer"
+    full_tokenizers = single_file_fixtures.full_tokenizers(work)
+    if not args.single_files:
+        small_vocab, small_merges = clip_bpe(SMALL_MERGES)
+        info = {}
+        for name, spec in MODELS.items():
+            built = save_folder(name, spec, small_vocab, small_merges)
+            verify_fixtures.check_folder(FIXTURES / name, built)
+            print(f"{name}: folder verified")
+            info[name] = dict(built=built)
 
-    info = {}
-    for name, spec in MODELS.items():
-        built = save_folder(name, spec, small_vocab, small_merges)
-        path, extras = save_single_file(name, spec, built)
-        yaml_path = write_sd2_yaml(built) if name == "tiny-sd2" else None
-        verify_fixtures.check(name, FIXTURES / name, path, yaml_path, built, full_tokenizers[name], work)
-        info[name] = dict(built=built, single_file=path, yaml=yaml_path, ignored=extras,
-                          full_tokenizer=full_tokenizers[name])
+        fast = FIXTURES / "tokenizer-fast"
+        if fast.exists():
+            shutil.rmtree(fast)
+        load_tokenizer(FIXTURES / "tiny-sd1" / "tokenizer").save_pretrained(str(fast))
+        assert token_ids(load_tokenizer(fast)) == token_ids(load_tokenizer(FIXTURES / "tiny-sd1" / "tokenizer"))
 
-    fast = FIXTURES / "tokenizer-fast"
-    if fast.exists():
-        shutil.rmtree(fast)
-    load_tokenizer(FIXTURES / "tiny-sd1" / "tokenizer").save_pretrained(str(fast))
-    assert token_ids(load_tokenizer(fast)) == token_ids(load_tokenizer(FIXTURES / "tiny-sd1" / "tokenizer"))
+        import fixtures_saved_today
+        fixtures_saved_today.main()  # tiny-sd1-saved/: tiny-sd1 as today's save_pretrained writes it
 
-    import fixtures_saved_today
-    fixtures_saved_today.main()  # tiny-sd1-saved/: tiny-sd1 as today's save_pretrained writes it
-
-    reference_fixtures.write_all(info)
+        reference_fixtures.write_all(info)
+    single_file_fixtures.write_all(full_tokenizers, work)
     shutil.rmtree(work)
     total = sum(p.stat().st_size for p in FIXTURES.rglob("*") if p.is_file())
     print(f"fixtures: {total / 1e6:.2f} MB in {FIXTURES.relative_to(ROOT)}")

@@ -1,6 +1,7 @@
 """Component reference tensors for the tiny fixture models (called by make_fixtures.py).
 
-Writes Fixtures/reference/<model>_{text,unet,vae}.safetensors (float32) and reference/index.json. Each case names
+Writes Fixtures/reference/<model>_{text,unet,vae}.safetensors (float32) and reference/index.json (the single files'
+cases are added by single_file_fixtures.py). Each case names
 its inputs and outputs (tensor names inside its file) and its scalar inputs; the Swift tests feed exactly the stored
 inputs. Models are loaded from the written fixture files in float32, so the weights are the stored f16 values.
 """
@@ -9,10 +10,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-import sd_checkpoint as ckpt
-from make_fixtures import (FIXTURES, MODELS, PROMPTS, REFERENCE, TEXT_LAYERS, load_tokenizer, text_config, token_ids,
+from make_fixtures import (FIXTURES, MODELS, PROMPTS, REFERENCE, load_tokenizer, token_ids,
                            write_json)
 
 UNET_SIZES = [(8, 8), (25, 25), (24, 40)]
@@ -59,25 +59,10 @@ def text_outputs(model, ids):
     return out.last_hidden_state, model.final_layer_norm(out.hidden_states[-2])
 
 
-def single_file_text_encoder(name, info):
-    """The single-file text encoder as diffusers would run it (SD2: open_clip's penultimate layer)."""
-    from transformers import CLIPTextModel
-
-    original = load_file(str(info["single_file"]))
-    spec = MODELS[name]
-    sd1 = spec["text_model_prefix"]
-    state = ckpt.clip_from_original(original) if sd1 else ckpt.open_clip_to_clip(original, TEXT_LAYERS)
-    pad = 49407 if spec["pad_token"] == "<|endoftext|>" else 0
-    model = CLIPTextModel(text_config(49408, spec["text_act"], TEXT_LAYERS, pad, 49406, 49407))
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return model.eval()
-
-
-def text_cases(cases, name, pipe, info):
+def text_cases(cases, name, pipe):
     short = name.removeprefix("tiny-")
     file = f"{short}_text.safetensors"
-    sources = [("folder", pipe.text_encoder, load_tokenizer(FIXTURES / name / "tokenizer")),
-               ("single_file", single_file_text_encoder(name, info), load_tokenizer(info["full_tokenizer"]))]
+    sources = [("folder", pipe.text_encoder, load_tokenizer(FIXTURES / name / "tokenizer"))]
     result = {}
     for weights, model, tokenizer in sources:
         ids = token_ids(tokenizer)
@@ -150,26 +135,20 @@ def write_all(info):
             old.unlink()
     cases = Cases()
     models = {}
-    for name, item in info.items():
+    for name in info:
         pipe = StableDiffusionPipeline.from_pretrained(str(FIXTURES / name), torch_dtype=torch.float32,
                                                        local_files_only=True)
-        text = text_cases(cases, name, pipe, item)
+        text = text_cases(cases, name, pipe)
         unet_cases(cases, name, pipe, text["folder"][1])
         vae_cases(cases, name, pipe)
         unet = pipe.unet.config
         models[name] = {
             "folder": name,
-            "single_file": item["single_file"].name,
-            "original_config": item["yaml"].name if item["yaml"] else None,
             "prediction_type": pipe.scheduler.config.prediction_type,
             "scheduler": type(pipe.scheduler).__name__,
             "trained_latent_size": [unet.sample_size, unet.sample_size],
             "vae_scaling_factor": pipe.vae.config.scaling_factor,
             "text_encoder_key_prefix": "text_model." if MODELS[name]["text_model_prefix"] else "",
-            "single_file_ignored_tensors": item["ignored"],
-            "single_file_unused_resblocks": list(range(TEXT_LAYERS, item["built"]["full_layers"])),
-            "note": "the single file holds the folder's UNet and VAE weights exactly; its text encoder is a "
-                    "different one with the full 49408-token vocabulary (cases with weights 'single_file')",
         }
     cases.write()
     index = {

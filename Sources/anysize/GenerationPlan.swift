@@ -76,7 +76,12 @@ struct GenerationPlan {
                 guard let preview, i % previewEvery == 0 || i == n else { return }
                 for b in 0 ..< latents.dim(0) {
                     let path = GenerationMetadata.previewPath(outputBase, index: b, count: latents.dim(0), step: i)
-                    try? PNGWriter.write(preview.image(fromLatents: latents, index: b), to: path)
+                    do {
+                        try PNGWriter.write(preview.image(fromLatents: latents, index: b), to: path)
+                        progress.line("wrote \(path)")
+                    } catch {
+                        progress.line("note: preview not written: \(error)")
+                    }
                 }
             }
         }

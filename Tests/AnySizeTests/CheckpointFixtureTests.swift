@@ -2,8 +2,8 @@ import AnySize
 import Foundation
 import XCTest
 
-/// Loading the tiny fixture models (tools/make_fixtures.py): each single file holds the same UNet and VAE
-/// weights as the diffusers folder of its family, so identical stores prove the original -> diffusers key map.
+/// Loading the tiny fixture models (tools/make_fixtures.py): diffusers folders, and single files that are models
+/// of their own (tools/single_file_fixtures.py) whose key map ModelParityTests checks against diffusers' converter.
 final class FixtureCheckpointTests: XCTestCase {
     private typealias Support = WeightsTestSupport
 
@@ -31,93 +31,112 @@ final class FixtureCheckpointTests: XCTestCase {
         XCTAssertEqual(differing, [], "\(label): tensors differ", file: file, line: line)
     }
 
-    func testSingleFileAndFolderGiveIdenticalUNetAndVAE() throws {
+    /// The diffusers configs tools/single_file_fixtures.py built the single file `family` from (index.json).
+    private func generatedConfigs(_ family: String) throws -> [String: [String: Any]] {
+        let models = try XCTUnwrap(try Fixtures.referenceIndex()["models"] as? [String: [String: Any]])
+        return try XCTUnwrap(models[family]?["single_file_configs"] as? [String: [String: Any]], family)
+    }
+
+    /// The single files have what every SD file implies (32 GroupNorm groups, text heads 64 wide) and load and
+    /// build with nothing beside them (generation: GenerationParityTests' single-file cases).
+    func testSingleFilesLoadAlone() throws {
         for family in ["tiny-sd1", "tiny-sd2"] {
-            let folder = try StableDiffusionCheckpoint.load(path: try Self.fixture(family))
             let single = try StableDiffusionCheckpoint.load(path: try Self.fixture("\(family).safetensors"))
-            XCTAssertGreaterThan(folder.unet.names.count, 600)
-            XCTAssertGreaterThan(folder.vae.names.count, 200)
-            try assertIdentical(folder.unet, single.unet, "\(family) unet")
-            try assertIdentical(folder.vae, single.vae, "\(family) vae")
-            // The single file's text encoder is another model (full vocabulary) of the same architecture.
-            XCTAssertEqual(folder.textEncoder.names, single.textEncoder.names, "\(family) text encoder names")
-            for name in folder.textEncoder.names where !name.contains("token_embedding") {
-                XCTAssertEqual(folder.textEncoder.shape(of: name), single.textEncoder.shape(of: name), "\(family) \(name)")
-            }
-            XCTAssertTrue(folder.textEncoder.names.allSatisfy { $0.hasPrefix("text_model.") })
-            XCTAssertEqual(folder.parameterCounts[.unet], single.parameterCounts[.unet])
-            XCTAssertEqual(folder.dtypeCounts[.unet], [.f16: folder.unet.names.count])
+            XCTAssertEqual(single.unetConfig.normNumGroups, 32, family)
+            XCTAssertEqual(single.vaeConfig.normNumGroups, 32, family)
+            XCTAssertEqual(single.textConfig.hiddenSize / single.textConfig.numAttentionHeads, 64, family)
+            XCTAssertEqual(single.textConfig.vocabSize, 49408, family)
+            XCTAssertEqual(Set(single.unetConfig.blockOutChannels).count, single.unetConfig.blockOutChannels.count,
+                           "\(family): levels of one width would let a key mapped to the wrong level load")
+            XCTAssertEqual(single.dtypeCounts[.unet], [.f16: single.unet.names.count])
+            _ = try UNet2DConditionModel(config: single.unetConfig, parameters: single.unet)
+            _ = try AutoencoderKL(config: single.vaeConfig, parameters: single.vae)
+            _ = try CLIPTextModel(config: single.textConfig, parameters: single.textEncoder)
+            XCTAssertEqual(single.unet.unused, [], family)
+            XCTAssertEqual(single.vae.unused, [], family)
+            XCTAssertEqual(single.textEncoder.unused, [], family)
         }
     }
 
-    /// The configs inferred from a single file's shapes (and yaml) equal the folder's config.json values.
-    func testInferredConfigsMatchFolder() throws {
+    /// The configs inferred from a single file's shapes (and yaml) equal the ones the file was generated from.
+    func testInferredConfigsMatchTheGeneratedModels() throws {
         for family in ["tiny-sd1", "tiny-sd2"] {
-            let folder = try StableDiffusionCheckpoint.load(path: try Self.fixture(family))
+            let configs = try generatedConfigs(family)
+            let (unet, vae, text) = (configs["unet"] ?? [:], configs["vae"] ?? [:], configs["text_encoder"] ?? [:])
             let single = try StableDiffusionCheckpoint.load(path: try Self.fixture("\(family).safetensors"))
-            let (u, v) = (folder.unetConfig, single.unetConfig)
-            XCTAssertEqual(v.sampleSize, u.sampleSize, family)
-            XCTAssertEqual(v.inChannels, u.inChannels, family)
-            XCTAssertEqual(v.outChannels, u.outChannels, family)
-            XCTAssertEqual(v.blockOutChannels, u.blockOutChannels, family)
-            XCTAssertEqual(v.layersPerBlock, u.layersPerBlock, family)
-            XCTAssertEqual(v.downBlockTypes, u.downBlockTypes, family)
-            XCTAssertEqual(v.upBlockTypes, u.upBlockTypes, family)
-            XCTAssertEqual(v.midBlockType, u.midBlockType, family)
-            XCTAssertEqual(v.crossAttentionDim, u.crossAttentionDim, family)
-            XCTAssertEqual((0 ..< 4).map(v.heads), (0 ..< 4).map(u.heads), family)
-            XCTAssertEqual(v.transformerLayersPerBlock, u.transformerLayersPerBlock, family)
-            XCTAssertEqual(v.useLinearProjection, u.useLinearProjection, family)
-            XCTAssertEqual(v.upcastAttention, u.upcastAttention, family)
-            // LDM code fixes GroupNorm at 32 groups; the tiny models use fewer (see testConfigFolderForSingleFile).
-            XCTAssertEqual(v.normNumGroups, 32, family)
+            let u = single.unetConfig
+            XCTAssertEqual(u.sampleSize, unet["sample_size"] as? Int, family)
+            XCTAssertEqual(u.blockOutChannels, unet["block_out_channels"] as? [Int], family)
+            XCTAssertEqual(u.layersPerBlock, unet["layers_per_block"] as? Int, family)
+            XCTAssertEqual(u.downBlockTypes, unet["down_block_types"] as? [String], family)
+            XCTAssertEqual(u.upBlockTypes, unet["up_block_types"] as? [String], family)
+            XCTAssertEqual(u.midBlockType, unet["mid_block_type"] as? String, family)
+            XCTAssertEqual(u.crossAttentionDim, unet["cross_attention_dim"] as? Int, family)
+            XCTAssertEqual(u.normNumGroups, unet["norm_num_groups"] as? Int, family)
+            XCTAssertEqual(u.useLinearProjection, unet["use_linear_projection"] as? Bool, family)
+            XCTAssertEqual(u.upcastAttention, unet["upcast_attention"] as? Bool, family)
+            // diffusers' attention_head_dim holds head counts (one, or one per level).
+            let levels = u.blockOutChannels.count
+            let heads = (unet["attention_head_dim"] as? [Int]) ?? (unet["attention_head_dim"] as? Int).map { Array(repeating: $0, count: levels) }
+            XCTAssertEqual((0 ..< levels).map(u.heads), heads, family)
 
-            let (a, b) = (folder.vaeConfig, single.vaeConfig)
-            XCTAssertEqual(b.inChannels, a.inChannels, family)
-            XCTAssertEqual(b.outChannels, a.outChannels, family)
-            XCTAssertEqual(b.latentChannels, a.latentChannels, family)
-            XCTAssertEqual(b.blockOutChannels, a.blockOutChannels, family)
-            XCTAssertEqual(b.layersPerBlock, a.layersPerBlock, family)
-            XCTAssertEqual(b.normNumGroups, 32, family)
-            XCTAssertEqual(b.scalingFactor, a.scalingFactor, family)
-            XCTAssertEqual(b.sampleSize, a.sampleSize, family)
-            XCTAssertEqual(b.midBlockAddAttention, a.midBlockAddAttention, family)
-            XCTAssertEqual(b.useQuantConv, a.useQuantConv, family)
-            XCTAssertEqual(b.usePostQuantConv, a.usePostQuantConv, family)
+            let v = single.vaeConfig
+            XCTAssertEqual(v.blockOutChannels, vae["block_out_channels"] as? [Int], family)
+            XCTAssertEqual(v.layersPerBlock, vae["layers_per_block"] as? Int, family)
+            XCTAssertEqual(v.normNumGroups, vae["norm_num_groups"] as? Int, family)
+            XCTAssertEqual(v.latentChannels, vae["latent_channels"] as? Int, family)
+            XCTAssertEqual(v.sampleSize, vae["sample_size"] as? Int, family)
+            XCTAssertEqual(Double(v.scalingFactor), try XCTUnwrap(vae["scaling_factor"] as? Double), accuracy: 1e-9, family)
 
-            let (s, t) = (folder.textConfig, single.textConfig)
-            XCTAssertEqual(t.hiddenSize, s.hiddenSize, family)
-            XCTAssertEqual(t.intermediateSize, s.intermediateSize, family)
-            XCTAssertEqual(t.numHiddenLayers, s.numHiddenLayers, family)
-            XCTAssertEqual(t.numAttentionHeads, s.numAttentionHeads, family)
-            XCTAssertEqual(t.maxPositionEmbeddings, s.maxPositionEmbeddings, family)
-            XCTAssertEqual(t.hiddenAct, s.hiddenAct, family)
-            XCTAssertEqual(t.layerNormEps, s.layerNormEps, family)
-            XCTAssertEqual(t.vocabSize, 49408, family)
+            let t = single.textConfig
+            XCTAssertEqual(t.vocabSize, text["vocab_size"] as? Int, family)
+            XCTAssertEqual(t.hiddenSize, text["hidden_size"] as? Int, family)
+            XCTAssertEqual(t.intermediateSize, text["intermediate_size"] as? Int, family)
+            XCTAssertEqual(t.numHiddenLayers, text["num_hidden_layers"] as? Int, family)
+            XCTAssertEqual(t.numAttentionHeads, text["num_attention_heads"] as? Int, family)
+            XCTAssertEqual(t.maxPositionEmbeddings, text["max_position_embeddings"] as? Int, family)
+            XCTAssertEqual(t.hiddenAct, text["hidden_act"] as? String, family)
         }
     }
 
-    /// With the folder as config (diffusers' `from_single_file(config:)`), a single file gets the folder's UNet
-    /// and VAE configs, group counts included; configs that contradict the weights are refused.
+    /// A config folder (diffusers' `from_single_file(config:)`) overrides what shapes cannot tell, group counts
+    /// included; configs that contradict the weights are refused, and a group count that does not divide the
+    /// widths is refused at load (so `info` fails where `generate` would).
     func testConfigFolderForSingleFile() throws {
+        let temp = try Support.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: temp) }
+        func configFolder(_ family: String, groups: Int) throws -> String {
+            let folder = temp.appendingPathComponent("\(family)-\(groups)")
+            for component in ["unet", "vae"] {
+                var config = try generatedConfigs(family)[component] ?? [:]
+                config["norm_num_groups"] = groups
+                let dir = folder.appendingPathComponent(component)
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+            }
+            return folder.path
+        }
         for family in ["tiny-sd1", "tiny-sd2"] {
-            let folderPath = try Self.fixture(family)
-            let folder = try StableDiffusionCheckpoint.load(path: folderPath)
-            let single = try StableDiffusionCheckpoint.load(path: try Self.fixture("\(family).safetensors"), configFolder: folderPath)
-            XCTAssertEqual(single.unetConfig.normNumGroups, folder.unetConfig.normNumGroups, family)
-            XCTAssertEqual(single.vaeConfig.normNumGroups, folder.vaeConfig.normNumGroups, family)
-            XCTAssertNotEqual(single.unetConfig.normNumGroups, 32, family)
-            XCTAssertEqual(single.unetConfig.blockOutChannels, folder.unetConfig.blockOutChannels, family)
-            XCTAssertEqual((0 ..< 4).map(single.unetConfig.heads), (0 ..< 4).map(folder.unetConfig.heads), family)
-            XCTAssertEqual(single.vaeConfig.sampleSize, folder.vaeConfig.sampleSize, family)
-            XCTAssertEqual(single.trainedSize.width, folder.trainedSize.width, family)
-            XCTAssertEqual(single.family, folder.family, family)
-            try assertIdentical(folder.unet, single.unet, "\(family) unet with config folder")
+            let path = try Self.fixture("\(family).safetensors")
+            let plain = try StableDiffusionCheckpoint.load(path: path)
+            let single = try StableDiffusionCheckpoint.load(path: path, configFolder: try configFolder(family, groups: 16))
+            XCTAssertEqual(single.unetConfig.normNumGroups, 16, family)
+            XCTAssertEqual(single.vaeConfig.normNumGroups, 16, family)
+            XCTAssertEqual(single.unetConfig.blockOutChannels, plain.unetConfig.blockOutChannels, family)
+            XCTAssertEqual((0 ..< 2).map(single.unetConfig.heads), (0 ..< 2).map(plain.unetConfig.heads), family)
+            XCTAssertEqual(single.trainedSize.width, plain.trainedSize.width, family)
+            try assertIdentical(plain.unet, single.unet, "\(family) unet with config folder")
+            try assertIdentical(plain.vae, single.vae, "\(family) vae with config folder")
+
+            let odd = try configFolder(family, groups: 24)
+            assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: path, configFolder: odd),
+                                     mentioning: ["UNet level 0 has 32 channels, not divisible into 24 GroupNorm groups", "norm_num_groups"],
+                                     "\(family) with 24 groups")
         }
         let sd1Folder = try Self.fixture("tiny-sd1")
         assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: try Self.fixture("tiny-sd2.safetensors"), configFolder: sd1Folder),
-                                 mentioning: ["proj_in.weight", "use_linear_projection is false", "tiny-sd1 (unet and vae config.json)"],
-                                 "sd1 config for sd2 weights")
+                                 mentioning: ["tiny-sd1 (unet and vae config.json)", "the config does not match the weights"],
+                                 "sd1 folder config for sd2 weights")
         let missing = "/nonexistent/config-folder"
         assertThrowsAnySizeError(try StableDiffusionCheckpoint.load(path: try Self.fixture("tiny-sd1.safetensors"), configFolder: missing),
                                  mentioning: ["\(missing)/unet/config.json", "missing"], "missing config folder")
@@ -170,12 +189,14 @@ final class FixtureCheckpointTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: temp) }
         let bare = temp.appendingPathComponent("sd2-base.safetensors")
         try FileManager.default.copyItem(atPath: try Self.fixture("tiny-sd2.safetensors"), toPath: bare.path)
-        // Without the yaml the heads fall back to the SD2 rule (64-channel heads), which these 32-channel
-        // levels cannot satisfy exactly; 1 head per 64 channels, at least 1.
+        // Without the yaml the heads fall back to the SD2 rule (64-channel heads): 1 head per 64 channels, at
+        // least 1 (the yaml gives 32-channel heads: 1 and 2).
         let base = try StableDiffusionCheckpoint.load(path: bare.path)
         XCTAssertEqual(base.predictionType, .epsilon)
         XCTAssertEqual(base.trainedSize.width, 512)
-        XCTAssertEqual((0 ..< 4).map(base.unetConfig.heads), [1, 1, 1, 1])
+        XCTAssertEqual((0 ..< 2).map(base.unetConfig.heads), [1, 1])
+        let withYAML = try StableDiffusionCheckpoint.load(path: try Self.fixture("tiny-sd2.safetensors"))
+        XCTAssertEqual((0 ..< 2).map(withYAML.unetConfig.heads), [1, 2])
         XCTAssertTrue(base.predictionSource.contains("no sd2-base.yaml"))
     }
 
@@ -228,14 +249,14 @@ final class FixtureCheckpointTests: XCTestCase {
             XCTAssertEqual(words[1].filter { $0 != "," }, String(store.parameterCount), line)
             XCTAssertTrue(line.hasSuffix("parameters in \(store.names.count) tensors (\(store.names.count) F16)"), line)
         }
-        // The UNet count, independently: every model.diffusion_model.* element of the file.
+        // The UNet count, independently: every model.diffusion_model.* element of the file (1.12M).
         let file = try SafeTensorsFile(path: try Self.fixture("tiny-sd2.safetensors"))
         let unetCount = file.names.filter { $0.hasPrefix("model.diffusion_model.") }
             .reduce(0) { $0 + (file.shape(of: $1)?.reduce(1, *) ?? 0) }
         XCTAssertEqual(c.unet.parameterCount, unetCount)
         let grouped = String(unetCount).reversed().enumerated()
             .map { $0.offset > 0 && $0.offset % 3 == 0 ? ",\($0.element)" : "\($0.element)" }.joined()
-        let expected = "unet: " + String(grouped.reversed()) + String(format: " (%.2fK) parameters", Double(unetCount) / 1000)
+        let expected = "unet: " + String(grouped.reversed()) + String(format: " (%.2fM) parameters", Double(unetCount) / 1e6)
         XCTAssertTrue(lines[6].hasPrefix(expected), "\(lines[6]) vs \(expected)")
         XCTAssertTrue(lines[9].hasPrefix("ignored tensors: 19: alphas_cumprod, "), lines[9])
         XCTAssertEqual(lines[10], "unknown tensors: none")
@@ -433,8 +454,8 @@ final class FixtureCheckpointTests: XCTestCase {
     /// Loading reads headers only; building the VAE converts exactly the VAE's tensors and nothing of the
     /// UNet or text encoder, for a folder and a single file; a second build reads the VAE again.
     func testBuildingOnlyTheVAEMaterialisesOnlyVAEWeights() throws {
-        for (path, configs) in [(try Self.fixture("tiny-sd1"), nil), (try Self.fixture("tiny-sd2.safetensors"), try Self.fixture("tiny-sd2"))] {
-            let checkpoint = try StableDiffusionCheckpoint.load(path: path, configFolder: configs)
+        for path in [try Self.fixture("tiny-sd1"), try Self.fixture("tiny-sd2.safetensors")] {
+            let checkpoint = try StableDiffusionCheckpoint.load(path: path)
             for store in [checkpoint.unet, checkpoint.vae, checkpoint.textEncoder] {
                 XCTAssertEqual(store.materializedBytes, 0, "\(path) \(store.component) after load")
             }

@@ -11,7 +11,7 @@ import XCTest
 /// judges our arithmetic, not the tiny models' chaos.
 final class GenerationParityTests: XCTestCase {
     private func pipeline(model: String, singleFile: Bool) throws -> StableDiffusionPipeline {
-        singleFile ? try Fixtures.pipeline(model + ".safetensors", configFolder: model) : try Fixtures.pipeline(model)
+        try Fixtures.pipeline(singleFile ? model + ".safetensors" : model)
     }
 
     private func e2e() throws -> [String: Any] {
@@ -98,6 +98,30 @@ final class GenerationParityTests: XCTestCase {
         }
         XCTAssertEqual(savedCases, 3, "tiny-sd1-saved cases")
         print("[e2e] worst normalised error: \(worst)")
+    }
+
+    /// Progress events count sampler steps: Heun's 3 steps (5 model calls) report 1/3, 2/3, 3/3, and an img2img
+    /// run at strength 0.6 reports the steps it runs.
+    func testProgressCountsSamplerSteps() throws {
+        let pipe = try Fixtures.pipeline("tiny-sd1")
+        var options = GenerationOptions(prompt: "a red cube", width: 64, height: 64, seed: 7)
+        options.steps = 3
+        options.sampler = .heun
+        var steps: [String] = [], previews: [Int] = []
+        _ = try pipe.generate(options) { event in
+            if case .step(let i, let n, _) = event { steps.append("\(i)/\(n)") }
+            if case .latents(let i, _, _) = event { previews.append(i) }
+        }
+        XCTAssertEqual(steps, ["1/3", "2/3", "3/3"])
+        XCTAssertEqual(previews, [1, 2, 3])
+        options.steps = 5
+        options.strength = 0.6
+        options.initImage = TorchRandom(seed: 1).randn([1, 3, 64, 64])
+        steps = []
+        _ = try pipe.generate(options) { event in
+            if case .step(let i, let n, _) = event { steps.append("\(i)/\(n)") }
+        }
+        XCTAssertEqual(steps, ["1/3", "2/3", "3/3"])
     }
 
     /// The text encoder is dropped after encoding and rebuilt from the checkpoint on the next call: two

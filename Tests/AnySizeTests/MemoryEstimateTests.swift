@@ -95,11 +95,9 @@ final class MemoryEstimateTests: XCTestCase {
     }
 
     func testFootprintFromHeadersMatchesTheLoadedCheckpoint() throws {
-        for (path, configFolder) in [("tiny-sd1", nil), ("tiny-sd2", nil), ("tiny-sd1.safetensors", "tiny-sd1"),
-                                     ("tiny-sd2.safetensors", "tiny-sd2")] {
-            let config = try configFolder.map { try Fixtures.path($0) }
-            let footprint = try ModelFootprint.read(path: try Fixtures.path(path), configFolder: config)
-            let loaded = ModelFootprint(try StableDiffusionCheckpoint.load(path: try Fixtures.path(path), configFolder: config))
+        for path in ["tiny-sd1", "tiny-sd2", "tiny-sd1.safetensors", "tiny-sd2.safetensors"] {
+            let footprint = try ModelFootprint.read(path: try Fixtures.path(path))
+            let loaded = ModelFootprint(try StableDiffusionCheckpoint.load(path: try Fixtures.path(path)))
             XCTAssertEqual(footprint.parameterCount, loaded.parameterCount, path)
             XCTAssertEqual(footprint.unet.blockOutChannels, loaded.unet.blockOutChannels, path)
             XCTAssertEqual(footprint.vae.blockOutChannels, loaded.vae.blockOutChannels, path)

@@ -159,6 +159,22 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(file.configs["sd2v"]?.predictionType, PredictionType.vPrediction.rawValue)
     }
 
+    /// Progress counts sampler steps: Heun's 2N - 1 model calls finish a step at every second call and the
+    /// last step with its single call; first-order samplers finish one step per call.
+    func testStepsCompletedCountsSamplerStepsNotModelCalls() throws {
+        let heun = try SamplerKind.heun.makeScheduler(config: .sd15Default, steps: 20)
+        XCTAssertEqual(heun.modelCalls, 39)
+        let counts = (0 ..< heun.modelCalls).map { heun.stepsCompleted(afterCall: $0) }
+        XCTAssertEqual(Array(counts.prefix(5)), [0, 1, 1, 2, 2])
+        XCTAssertEqual(counts.last, 20)
+        XCTAssertEqual(Set(counts), Set(0 ... 20))
+        XCTAssertEqual(zip(counts, counts.dropFirst()).filter { $0.0 > $0.1 }.count, 0, "not monotonic: \(counts)")
+        for kind in [SamplerKind.euler, .eulerAncestral, .dpmpp2m, .ddim] {
+            let scheduler = try kind.makeScheduler(config: .sd15Default, steps: 7)
+            XCTAssertEqual((0 ..< scheduler.modelCalls).map { scheduler.stepsCompleted(afterCall: $0) }, Array(1 ... 7), "\(kind)")
+        }
+    }
+
     func testKarrasIsRejectedWhereDiffusersHasNone() {
         for kind in [SamplerKind.ddim, .eulerAncestral] {
             XCTAssertThrowsError(try kind.makeScheduler(config: .sd15Default, steps: 10, karras: true)) { error in

@@ -88,18 +88,40 @@ final class VAETilingTests: XCTestCase {
         XCTAssertNil(VAETiling.off.tileSize(width: 4096, height: 4096))
     }
 
-    func testOneTileCoveringTheImageIsExactlyUntiled() throws {
+    /// One tile covering the image computes what the untiled path computes, but per batch element: OpenBLAS picks
+    /// its kernels (and so the order of the sums) by matrix shape and CPU, so a batch-2 decode and two batch-1
+    /// decodes may differ in the last bits (measured up to 5.2e-6 with Cooperlake kernels, 0 with Prescott's).
+    /// Normalised max-abs difference, max|a - b| / max(1, max|b|).
+    static let sameComputationBound: Float = 1e-5
+
+    private func assertSameComputation(_ a: Tensor, _ b: Tensor, _ label: String,
+                                       file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.shape, b.shape, label, file: file, line: line)
+        guard a.shape == b.shape else { return }
+        var worst: Float = 0
+        for i in 0 ..< a.count {
+            let d = abs(a.pointer[i] - b.pointer[i])
+            worst = d.isFinite ? max(worst, d) : .infinity  // a NaN counts as infinitely wrong
+        }
+        let difference = worst / max(1, b.maxAbs)
+        print("[vae tiling] \(label): normalised max-abs difference \(difference)")
+        XCTAssertTrue(difference <= Self.sameComputationBound,
+                      "\(label): normalised max-abs difference \(difference) > \(Self.sameComputationBound)",
+                      file: file, line: line)
+    }
+
+    func testOneTileCoveringTheImageIsUntiled() throws {
         let vae = try vae()
         let z = TorchRandom(seed: 3).randn([2, 4, 12, 20])
         let untiled = vae.decode(z)
         for tiling in [VAETiling.tiles(160), .tiles(512), .automatic, .off] {
-            XCTAssertEqual(vae.decode(z, tiling: tiling).scalars, untiled.scalars, "\(tiling)")
+            assertSameComputation(vae.decode(z, tiling: tiling), untiled, "decode, \(tiling)")
         }
         let image = TorchRandom(seed: 4).randn([1, 3, 96, 160])
         let (mean, logvar) = vae.encode(image)
         let tiled = vae.encode(image, tiling: .tiles(160))
-        XCTAssertEqual(tiled.mean.scalars, mean.scalars)
-        XCTAssertEqual(tiled.logvar.scalars, logvar.scalars)
+        assertSameComputation(tiled.mean, mean, "encode mean, one tile")
+        assertSameComputation(tiled.logvar, logvar, "encode logvar, one tile")
     }
 
     func testTiledDecodeStaysWithinBoundOfUntiled() throws {
@@ -112,9 +134,9 @@ final class VAETilingTests: XCTestCase {
         print("tiled vs untiled decode: max-abs / max|untiled| = \(difference.max), mean-abs / mean|untiled| = \(difference.mean)")
         XCTAssertLessThanOrEqual(difference.max, Self.decodeBound)
         XCTAssertLessThanOrEqual(difference.mean, Self.decodeMeanBound)
-        // The batch elements are tiled independently: element 1 alone gives the same pixels.
+        // The batch elements are tiled independently: element 1 alone gives the same pixels (to rounding).
         let single = vae.decode(z.slice(batch: 1, count: 1), tiling: .tiles(128))
-        XCTAssertEqual(single.scalars, tiled.slice(batch: 1, count: 1).scalars)
+        assertSameComputation(single, tiled.slice(batch: 1, count: 1), "batch element 1 alone")
     }
 
     func testTiledEncodeStaysWithinBoundOfUntiled() throws {

@@ -1,5 +1,6 @@
 #!/bin/sh
-# The attention kernel alone on one shape: AnySize (anysize-kernel-bench target) then torch's SDPA.
+# The attention kernel alone on one shape: AnySize (AnySizeKernelBench target) then torch's SDPA (PYTHON, default
+# python3, with the packages of tools/requirements.txt).
 #   tools/bench/attention_bench.sh [BATCH HEADS QUERIES KEYS HEAD_DIM]   (default: SD1.5 level 0 at 512x512, batch 2)
 set -e
 cd "$(dirname "$0")/../.."
@@ -9,5 +10,5 @@ swift build $SWIFT_FLAGS --product AnySizeKernelBench >/dev/null
 # The CLI picks the OpenBLAS kernel family itself (BLASCoreSelection); this bench does not, so pick it here.
 if [ -z "$OPENBLAS_CORETYPE" ] && grep -q avx512bw /proc/cpuinfo 2>/dev/null; then export OPENBLAS_CORETYPE=SkylakeX; fi
 .build/release/AnySizeKernelBench attention --batch "$B" --heads "$H" --queries "$N" --keys "$M" --head-dim "$D" --repeats 5
-"${PYTHON:-/work/venv/bin/python}" tools/bench/torch_attention_bench.py --batch "$B" --heads "$H" --queries "$N" \
+"${PYTHON:-python3}" tools/bench/torch_attention_bench.py --batch "$B" --heads "$H" --queries "$N" \
     --keys "$M" --head-dim "$D" --repeats 5

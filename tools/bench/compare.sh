@@ -10,14 +10,12 @@
 # rounds of the per-run medians, the ratio AnySize / diffusers, and peak resident memory.
 #
 # Environment: MODEL (default models/sd15-random, built by make_sd15_random.py when absent), PYTHON (default
-# /work/venv/bin/python if present, else python3), ROUNDS (1), REPEATS (3), WARMUP (1), OUT (out/bench).
+# python3; use a venv made from tools/requirements.txt), ROUNDS (1), REPEATS (3), WARMUP (1), OUT (out/bench).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 MODEL=${MODEL:-models/sd15-random}
-if [[ -z "${PYTHON:-}" ]]; then
-    if [[ -x /work/venv/bin/python ]]; then PYTHON=/work/venv/bin/python; else PYTHON=python3; fi
-fi
+PYTHON=${PYTHON:-python3}
 ROUNDS=${ROUNDS:-1}
 REPEATS=${REPEATS:-3}
 WARMUP=${WARMUP:-1}

@@ -7,7 +7,7 @@ Inputs: torch.manual_seed(seed), then torch.randn for the latents [B, 4, h/8, w/
 [B, 77, 768]; UNet timestep 500; text-encoder ids as `Benchmark.tokenWindows` in Swift.
 gflops uses the same analytic FLOP count as AnySize, passed in by compare.sh (--flops) or 0.
 
-    /work/venv/bin/python tools/bench/diffusers_bench.py --model models/sd15-random --component unet \
+    python tools/bench/diffusers_bench.py --model models/sd15-random --component unet \
         --width 512 --height 512 --batch-size 2 --repeats 3 --warmup 1
 """
 import argparse

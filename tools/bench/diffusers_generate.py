@@ -1,7 +1,7 @@
 """The diffusers run that tools/bench/memory measures beside `anysize generate` (same model, size, steps, guidance,
 sampler: DPM++ 2M with Karras sigmas, float32 on the CPU, torch threads = cores).
 
-Usage: /work/venv/bin/python tools/bench/diffusers_generate.py --model models/sd15-random --width 1024 --height 1024 \
+Usage: python tools/bench/diffusers_generate.py --model models/sd15-random --width 1024 --height 1024 \
     --steps 1 --cfg-scale 7.5 --output out.png [--vae-tiling]
 """
 

@@ -6,7 +6,7 @@ tensor shapes, so every op costs what it costs in the real model, but no downloa
 SD1.5's, written out below; the tokenizer is the CLIP BPE table that open_clip ships (full 49408-token
 vocabulary). About 4.3 GB; not committed (models/ is git-ignored).
 
-    /work/venv/bin/python tools/bench/make_sd15_random.py models/sd15-random [--seed 0]
+    python tools/bench/make_sd15_random.py models/sd15-random [--seed 0]
 """
 import argparse
 import gzip

@@ -301,7 +301,8 @@ public struct AttentionReport: Sendable {
         } catch {
             throw AnySizeError(.io, "cannot create the output folder '\(folder)': \(error.localizedDescription); choose another --out")
         }
-        let entropy = folder + "/entropy.csv", summary = folder + "/summary.csv", chart = folder + "/entropy.png"
+        let prefix = folder.hasSuffix("/") ? folder : folder + "/"
+        let entropy = prefix + "entropy.csv", summary = prefix + "summary.csv", chart = prefix + "entropy.png"
         try FileIO.writeAtomically(Array(entropyCSV().utf8), to: entropy)
         try FileIO.writeAtomically(Array(summaryCSV().utf8), to: summary)
         try PNGWriter.write(EntropyChart(report: self, title: chartTitle).render(), to: chart)

@@ -49,19 +49,48 @@ public enum GenerationMetadata {
         return lines.joined(separator: "\n")
     }
 
-    /// Output path of image `index` (0-based): `NAME.png` for one image, `NAME-1.png`, `NAME-2.png`, ... for a batch.
-    public static func outputPath(_ base: String, index: Int, count: Int) -> String {
-        guard count > 1 else { return base }
-        let url = URL(fileURLWithPath: base)
-        let ext = url.pathExtension.isEmpty ? "png" : url.pathExtension
-        let stem = url.deletingPathExtension().path
-        return "\(stem)-\(index + 1).\(ext)"
+    /// Refuses an output name that does not end in `.png` (any case): AnySize writes PNG only, and a
+    /// `.jpg` name holding PNG bytes would mislead every program that trusts the extension.
+    /// - Throws: `AnySizeError(.invalidArgument)` naming the path and the fix.
+    public static func checkOutputName(_ path: String) throws {
+        let name = split(path).name
+        guard name.lowercased().hasSuffix(".png"), name.count > 4 else {
+            throw AnySizeError(.invalidArgument,
+                "--output \(path): AnySize writes PNG images only; use a name ending in .png (e.g. \(suggestedPNGName(path)))")
+        }
     }
 
-    /// Preview path for model call `step`: `NAME.step-NN.png` (`NAME-i.step-NN.png` in a batch).
+    /// `path` with its extension replaced by `.png` (or `.png` added), for error messages.
+    static func suggestedPNGName(_ path: String) -> String {
+        let (folder, name) = split(path)
+        let stem = name.contains(".") && !name.hasPrefix(".") ? String(name[..<(name.lastIndex(of: ".") ?? name.endIndex)]) : name
+        return folder + (stem.isEmpty ? "image" : stem) + ".png"
+    }
+
+    /// Output path of image `index` (0-based): `NAME.png` for one image, `NAME-1.png`, `NAME-2.png`, ... for a batch.
+    /// Relative paths stay relative.
+    public static func outputPath(_ base: String, index: Int, count: Int) -> String {
+        guard count > 1 else { return base }
+        let (stem, ext) = splitExtension(base)
+        return "\(stem)-\(index + 1).\(ext.isEmpty ? "png" : ext)"
+    }
+
+    /// Preview path for sampler step `step`: `NAME.step-NN.png` (`NAME-i.step-NN.png` in a batch).
     public static func previewPath(_ base: String, index: Int, count: Int, step: Int) -> String {
-        let url = URL(fileURLWithPath: outputPath(base, index: index, count: count))
-        return url.deletingPathExtension().path + String(format: ".step-%02d.png", step)
+        splitExtension(outputPath(base, index: index, count: count)).stem + String(format: ".step-%02d.png", step)
+    }
+
+    /// ("dir/", "name.ext") of a path, the folder part kept as written ("" for a bare name).
+    private static func split(_ path: String) -> (folder: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
+        return (String(path[...slash]), String(path[path.index(after: slash)...]))
+    }
+
+    /// ("dir/name", "ext") of "dir/name.ext"; a leading dot of the name (".hidden") is not an extension.
+    private static func splitExtension(_ path: String) -> (stem: String, ext: String) {
+        let (folder, name) = split(path)
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return (path, "") }
+        return (folder + name[..<dot], String(name[name.index(after: dot)...]))
     }
 
     /// 7.5 -> "7.5", 7.0 -> "7".

@@ -87,9 +87,10 @@ public struct GenerationOptions: Sendable {
 public enum PipelineEvent: Sendable {
     /// A phase (load, encode, sample, decode) finished after `seconds`.
     case phase(name: String, seconds: Double)
-    /// Model call `index` (1-based) of `total` finished; `secondsPerStep` averages the calls so far.
+    /// Sampler step `index` (1-based) of `total` finished (Heun's two model calls make one step);
+    /// `secondsPerStep` averages the steps so far.
     case step(index: Int, total: Int, secondsPerStep: Double)
-    /// The latents after call `index` (1-based), in sampler space, for previews.
+    /// The latents after sampler step `index` (1-based), in sampler space, for previews.
     case latents(index: Int, total: Int, latents: Tensor)
     /// Something the user should know (a resized init image, the attention choice).
     case notice(String)

@@ -103,6 +103,7 @@ public struct GenerationRequest: Sendable {
         let inputs = self.inputs
         if let path = latentsOutput { try FileIO.checkOutput(path, flag: "--save-latents", inputs: inputs) }
         guard let base = imageOutput else { return }
+        try GenerationMetadata.checkOutputName(base)
         // A batch writes NAME-1.png ... NAME-N.png; checking more than a few hundred adds nothing but time.
         for index in 0 ..< min(batch, 256) {
             let path = GenerationMetadata.outputPath(base, index: index, count: batch)

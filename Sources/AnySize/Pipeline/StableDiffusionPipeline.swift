@@ -141,8 +141,11 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         let firstCalls = zip(plan.passes, schedulers).enumerated().map { index, item in
             index == 0 && options.initImage == nil ? 0 : item.1.img2imgStartIndex(strength: item.0.strength ?? options.strength)
         }
-        let total = zip(schedulers, firstCalls).reduce(0) { $0 + $1.0.modelCalls - $1.1 }
-        var done = 0
+        // Progress counts sampler steps, not model calls (Heun makes two calls per step), over all passes.
+        let stepsBefore = zip(schedulers, firstCalls).map { $1 > 0 ? $0.stepsCompleted(afterCall: $1 - 1) : 0 }
+        let total = zip(schedulers, stepsBefore).reduce(0) { $0 + $1.0.inferenceSteps - $1.1 }
+        let totalCalls = zip(schedulers, firstCalls).reduce(0) { $0 + $1.0.modelCalls - $1.1 }
+        var done = 0, calls = 0
         var entropy: [(call: Int, sigma: Double, samples: [AttentionEntropySample])] = []
         var summaries: [String] = []
         var names: [String] = []
@@ -178,6 +181,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
                 latents = random.randn(shape)
                 Elementwise.scaleInPlace(latents, scheduler.initNoiseSigma)
             }
+            let stepsOfEarlierPasses = done
             for call in firstCall ..< scheduler.modelCalls {
                 let sigma = Double(scheduler.sigma(atStep: call))
                 attention.sigma = sigma
@@ -189,13 +193,16 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
                                   attention: attention, composition: pass.unetCall(t))
                 if guided { output = Self.guidance(output, scale: Float(options.cfgScale)) }
                 latents = scheduler.step(output: output, stepIndex: call, sample: latents, random: random)
+                calls += 1
                 if FloatConversion.firstNonFinite(latents.pointer, count: latents.count) != nil {
                     throw AnySizeError(.invalidArgument,
-                        "model call \(done + 1) of \(total) produced NaN or infinite latents (the image would be one colour); "
+                        "model call \(calls) of \(totalCalls) produced NaN or infinite latents (the image would be one colour); "
                         + "lower --cfg-scale (now \(GenerationMetadata.formatNumber(options.cfgScale))) or check the model's weights")
                 }
-                if let samples = attention.entropySamples { entropy.append((done, sigma, samples)) }
-                done += 1
+                if let samples = attention.entropySamples { entropy.append((calls - 1, sigma, samples)) }
+                let passDone = scheduler.stepsCompleted(afterCall: call) - stepsBefore[index]
+                guard stepsOfEarlierPasses + passDone > done else { continue }
+                done = stepsOfEarlierPasses + passDone
                 progress(.step(index: done, total: total, secondsPerStep: Date().timeIntervalSince(sampleStart) / Double(done)))
                 progress(.latents(index: done, total: total, latents: latents))
             }

@@ -46,6 +46,13 @@ extension Scheduler {
     /// The number of model calls in a full run.
     public var modelCalls: Int { timesteps.count }
 
+    /// Sampler steps finished after model call `stepIndex` (0-based): one per call for first-order samplers;
+    /// Heun (order 2) finishes a step with its second call, except the last step, which takes one call.
+    public func stepsCompleted(afterCall stepIndex: Int) -> Int {
+        guard order > 1 else { return stepIndex + 1 }
+        return stepIndex + 1 >= modelCalls ? inferenceSteps : (stepIndex + 1) / order
+    }
+
     /// The first call index of an img2img run at `strength` (0 ... 1), as
     /// `StableDiffusionImg2ImgPipeline.get_timesteps`: init = min(Int(steps * strength), steps),
     /// start = max(steps - init, 0), first call = start * order. The run then makes calls

@@ -31,6 +31,7 @@ enum CheckpointValidation {
                     "\(configSource): \(heads) attention heads do not divide the \(channels) channels of UNet level \(level)")
             }
         }
+        try checkGroups(unet.blockOutChannels, groups: unet.normNumGroups, model: "UNet", configSource: configSource)
         if let toK = u.firstName(suffix: ".attn2.to_k.weight") {
             try u.expect(toK, dimension: 1, equals: unet.crossAttentionDim)
         }
@@ -60,6 +61,8 @@ enum CheckpointValidation {
             try v.expect("encoder.down_blocks.\(level).resnets.0.conv1.weight", dimension: 0, equals: vae.blockOutChannels[level])
         }
 
+        try checkGroups(vae.blockOutChannels, groups: vae.normNumGroups, model: "VAE", configSource: configSource)
+
         let t = Checker(tensors: tensors, component: .textEncoder, configSource: configSource)
         try t.expect("text_model.embeddings.token_embedding.weight", [text.vocabSize, text.hiddenSize])
         try t.expect("text_model.embeddings.position_embedding.weight", [text.maxPositionEmbeddings, text.hiddenSize])
@@ -68,6 +71,19 @@ enum CheckpointValidation {
         guard text.numAttentionHeads > 0, text.hiddenSize % text.numAttentionHeads == 0 else {
             throw AnySizeError(.unsupportedConfig,
                 "\(configSource): \(text.numAttentionHeads) text encoder heads do not divide its width \(text.hiddenSize)")
+        }
+    }
+
+    /// Every GroupNorm of a UNet or VAE normalises a level's width or a sum of level widths (skip
+    /// concatenations), so the group count must divide every level's width: checked here, at load, so
+    /// `info` refuses what model construction would. Single files carry no group count (LDM fixes 32).
+    private static func checkGroups(_ channels: [Int], groups: Int, model: String, configSource: String) throws {
+        for (level, width) in channels.enumerated() where groups <= 0 || width % groups != 0 {
+            let fix = configSource.hasSuffix("(configs inferred from shapes)")
+                ? "single-file SD checkpoints use \(groups) groups, so this file is not a standard SD1/SD2 checkpoint; load it with a diffusers config folder that sets norm_num_groups"
+                : "fix norm_num_groups in the config"
+            throw AnySizeError(.unsupportedConfig,
+                "\(configSource): \(model) level \(level) has \(width) channels, not divisible into \(groups) GroupNorm groups; \(fix)")
         }
     }
 

@@ -37,6 +37,7 @@ struct AttentionReportCommand: ParsableCommand {
         options.localEdge = sampling.localEdge
         options.trainedSize = settings.trainedSize
         options.attentionMemory = settings.attentionMemoryBytes
+        options.promptSyntax = settings.promptSyntax
         try options.validate()
 
         let progress = ProgressReporter(quiet: quiet)

@@ -42,6 +42,7 @@ struct GenerationPlan {
         options.batchSize = c.batchSize
         options.strength = c.strength
         options.clipSkip = c.clipSkip
+        options.promptSyntax = settings.promptSyntax
         options.attention = attention
         options.localEdge = c.sampling.localEdge
         options.trainedSize = settings.trainedSize

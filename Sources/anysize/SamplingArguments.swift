@@ -13,6 +13,7 @@ struct SamplingArguments: ParsableArguments {
     @Option(name: .customLong("local-edge"), help: "Canvas-edge sink tokens for local attention.") var localEdge: Int = 0
     @Option(name: .customLong("trained-size"), help: "The model's trained size WxH (default: from the model).") var trainedSize: String?
     @Option(name: .customLong("attention-memory"), help: "Attention scratch memory in MB (default: from physical RAM).") var attentionMemory: Int?
+    @Option(name: .customLong("prompt-syntax"), help: "a1111 (emphasis (word:1.3), [word], BREAK) or plain.") var promptSyntax: String = "a1111"
 
     /// The checked values.
     struct Resolved {
@@ -21,6 +22,7 @@ struct SamplingArguments: ParsableArguments {
         var prediction: PredictionType?
         var trainedSize: (width: Int, height: Int)?
         var attentionMemoryBytes: Int
+        var promptSyntax: PromptSyntax
     }
 
     func resolved() throws -> Resolved {
@@ -34,12 +36,16 @@ struct SamplingArguments: ParsableArguments {
             }
             override = parsed
         }
+        guard let syntax = PromptSyntax(rawValue: promptSyntax) else {
+            throw AnySizeError(.invalidArgument, "--prompt-syntax '\(promptSyntax)' is unknown; use a1111 or plain")
+        }
         if let m = attentionMemory, m < 1 {
             throw AnySizeError(.invalidArgument, "--attention-memory \(m): use at least 1 MB")
         }
         return Resolved(sampler: kind, karras: karras ?? (kind == .dpmpp2m), prediction: override,
                         trainedSize: try trainedSize.map { try Self.parseSize($0, flag: "--trained-size") },
-                        attentionMemoryBytes: (attentionMemory.map { $0 << 20 }) ?? AttentionMemory.defaultBudget())
+                        attentionMemoryBytes: (attentionMemory.map { $0 << 20 }) ?? AttentionMemory.defaultBudget(),
+                        promptSyntax: syntax)
     }
 
     /// Parses "WxH".

@@ -19,6 +19,8 @@ public struct AttentionReportOptions: Sendable {
     public var trainedSize: (width: Int, height: Int)? = nil
     /// Scratch-memory bound of the attention kernel, in bytes.
     public var attentionMemory: Int = 1 << 30
+    /// How the prompts are read (A1111 emphasis syntax or plain text).
+    public var promptSyntax: PromptSyntax = .a1111
 
     public init(prompt: String, sizes: [(width: Int, height: Int)], modes: [AttentionMode]) {
         self.prompt = prompt
@@ -71,6 +73,7 @@ public struct AttentionReportOptions: Sendable {
         o.localEdge = localEdge
         o.trainedSize = trainedSize
         o.attentionMemory = attentionMemory
+        o.promptSyntax = promptSyntax
         o.recordEntropy = true
         return o
     }

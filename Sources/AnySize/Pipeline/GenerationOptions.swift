@@ -20,6 +20,8 @@ public struct GenerationOptions: Sendable {
     public var strength: Double = 0.75
     /// A1111 clip skip: 1 = last text-encoder layer, 2 = penultimate.
     public var clipSkip: Int = 1
+    /// How prompts are read: A1111 emphasis syntax (`(word:1.3)`, `[word]`, `BREAK`) or plain text.
+    public var promptSyntax: PromptSyntax = .a1111
     public var attention: AttentionMode = .auto
     /// Canvas-edge sinks for `local` attention (tokens).
     public var localEdge: Int = 0

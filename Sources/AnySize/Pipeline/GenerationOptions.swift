@@ -20,6 +20,8 @@ public struct GenerationOptions: Sendable {
     public var strength: Double = 0.75
     /// A1111 clip skip: 1 = last text-encoder layer, 2 = penultimate.
     public var clipSkip: Int = 1
+    /// How prompts are read: A1111 emphasis syntax (`(word:1.3)`, `[word]`, `BREAK`) or plain text.
+    public var promptSyntax: PromptSyntax = .a1111
     public var attention: AttentionMode = .auto
     /// How a canvas other than the trained one is composed (METHODS.md "Composition methods"): the method
     /// (`none` by default here, as diffusers; the CLI defaults to `auto`) and its settings.

@@ -64,22 +64,52 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
     public var scalingFactor: Float { Float(vae.config.scalingFactor) }
 
     /// Encodes (prompt, negative prompt) pairs to text embeddings [N, 77k, D] each (positives, negatives),
-    /// every prompt with the same number k of 77-token windows (A1111: the negative is padded to the prompt's).
-    public func encodePrompts(_ pairs: [(prompt: String, negative: String)], clipSkip: Int) throws -> (positive: Tensor, negative: Tensor) {
+    /// every prompt with the same number k of 77-token windows (A1111: the negative is padded to the prompt's
+    /// with windows of the empty prompt).
+    ///
+    /// With `.a1111` syntax the prompts' emphasis is applied as the web UI's "Original" emphasis does: each window's
+    /// hidden states z [77, D] are multiplied token-wise by the weights w, then rescaled so that the window's mean is
+    /// unchanged, z' = (z * w) * (mean(z) / mean(z * w)). (The web UI takes the mean over the batch of prompts at one
+    /// window index; here it is taken per prompt, which is the same for one prompt or a batch of equal prompts.)
+    public func encodePrompts(_ pairs: [(prompt: String, negative: String)], clipSkip: Int,
+                              syntax: PromptSyntax = .a1111) throws -> (positive: Tensor, negative: Tensor) {
         let texts = pairs.flatMap { [$0.prompt, $0.negative] }
-        let chunks = texts.map { tokenizer.chunkedWindows($0).count }.max() ?? 1
+        let chunkCount = texts.map { tokenizer.weightedChunks(syntax.runs(of: $0)).count }.max() ?? 1
         let encoder = try textEncoder()
         var cache: [String: Tensor] = [:]
         func encode(_ text: String) throws -> Tensor {
             if let t = cache[text] { return t }
-            let windows = tokenizer.chunkedWindows(text, minimumChunks: chunks)
-            let embeddings = try encoder(windows, clipSkip: clipSkip)    // [k, 77, D]
-            let t = embeddings.reshaped([1, windows.count * embeddings.dim(1), embeddings.dim(2)])
+            let chunks = tokenizer.weightedChunks(syntax.runs(of: text), minimumChunks: chunkCount)
+            let embeddings = try encoder(chunks.map(\.ids), clipSkip: clipSkip)    // [k, 77, D]
+            for (index, chunk) in chunks.enumerated() where chunk.isWeighted {
+                Self.applyEmphasis(embeddings, window: index, weights: chunk.weights)
+            }
+            let t = embeddings.reshaped([1, chunks.count * embeddings.dim(1), embeddings.dim(2)])
             cache[text] = t
             return t
         }
         return (Elementwise.concatBatch(try pairs.map { try encode($0.prompt) }),
                 Elementwise.concatBatch(try pairs.map { try encode($0.negative) }))
+    }
+
+    /// z' = (z * w) * (mean(z) / mean(z * w)) over window `window` of `embeddings` [k, L, D], weights [L].
+    /// A weighted mean of exactly zero leaves the weighted states unscaled (the web UI would divide by zero).
+    static func applyEmphasis(_ embeddings: Tensor, window: Int, weights: [Float]) {
+        let length = embeddings.dim(1), d = embeddings.dim(2)
+        precondition(weights.count == length, "emphasis: \(weights.count) weights for \(length) tokens")
+        let z = embeddings.pointer + window * length * d
+        var original = 0.0, weighted = 0.0
+        for p in 0 ..< length {
+            for c in 0 ..< d {
+                let v = z[p * d + c]
+                original += Double(v)
+                z[p * d + c] = v * weights[p]
+                weighted += Double(z[p * d + c])
+            }
+        }
+        guard weighted != 0 else { return }
+        let factor = Float(original / weighted)
+        for i in 0 ..< length * d { z[i] *= factor }
     }
 
     /// The composition plan of `options` on this model: the method `options.composition` names (or `auto`'s
@@ -120,13 +150,13 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         for text in Set(pairs.flatMap { [$0.prompt, $0.negative] }) {
             let tokens = tokenizer.encode(text).count
             guard tokens > CLIPTokenizer.contextLength - 2 else { continue }
-            let windows = tokenizer.chunkedWindows(text).count
+            let windows = tokenizer.weightedChunks(options.promptSyntax.runs(of: text)).count
             progress(.notice("note: a prompt of \(tokens) tokens is longer than CLIP's 75; it is encoded as \(windows) windows "
                 + "of 75 tokens (AUTOMATIC1111's rule), where diffusers would drop every token after the 75th: \"\(text.prefix(40))...\""))
         }
         // [N * (guided ? 2 : 1), 77k, D]: unconditional embeddings first, as diffusers concatenates them.
         let context: Tensor = try timed("encode") {
-            let (positive, negative) = try encodePrompts(pairs, clipSkip: options.clipSkip)
+            let (positive, negative) = try encodePrompts(pairs, clipSkip: options.clipSkip, syntax: options.promptSyntax)
             if releasesTextEncoderAfterEncoding { residentTextEncoder = nil }
             return guided ? Elementwise.concatBatch([negative, positive]) : positive
         }

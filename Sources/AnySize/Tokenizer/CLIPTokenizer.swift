@@ -162,42 +162,63 @@ public struct CLIPTokenizer: Sendable {
         return window(body, length: maxLength)
     }
 
-    /// Context windows for a prompt of any length, by the AUTOMATIC1111 web UI rule
-    /// (`modules/sd_hijack_clip.py`, `tokenize_line`, without its emphasis / `BREAK` / embedding syntax).
-    ///
-    /// The ids of `encode(prompt)` are dealt into chunks of 75. When a chunk is full and the next id is not
-    /// a comma (`,</w>`), and the chunk's last comma is among its last `commaBacktrack` ids (A1111's
-    /// default setting: 20), the ids after that comma move to the next chunk, so chunks tend to end at a
-    /// comma; `commaBacktrack: 0` gives plain 75-id chunks. Each chunk becomes a 77-id window: start
-    /// token, the chunk, end token, pad ids (A1111 pads with end tokens, then for SD 2.x overwrites
-    /// everything after the first end token with the pad id: the same thing). An empty prompt gives one
-    /// window; windows of the empty prompt (start, end, pad...) are appended until there are
-    /// `minimumChunks`, so a negative prompt can match a longer prompt's window count.
+    /// Context windows for a prompt of any length, by the AUTOMATIC1111 web UI rule, without its emphasis syntax:
+    /// `weightedChunks` of the whole prompt as one run.
     public func chunkedWindows(_ prompt: String, minimumChunks: Int = 1, commaBacktrack: Int = 20) -> [[Int]] {
+        weightedChunks([PromptRun(text: prompt, weight: 1)], minimumChunks: minimumChunks,
+                       commaBacktrack: commaBacktrack).map(\.ids)
+    }
+
+    /// 77-id context windows and per-id weights for parsed prompt runs, by the AUTOMATIC1111 web UI rule
+    /// (`modules/sd_hijack_clip.py`, `tokenize_line`; embeddings of textual inversion are not supported).
+    ///
+    /// Each run is encoded on its own and its ids are dealt into chunks of 75, each id carrying its run's weight.
+    /// When a chunk is full and the next id is not a comma (`,</w>`), and the chunk's last comma is among its last
+    /// `commaBacktrack` ids (A1111's default setting: 20), the ids after that comma move to the next chunk, so
+    /// chunks tend to end at a comma; `commaBacktrack: 0` gives plain 75-id chunks. A `PromptRun.chunkBreak`
+    /// closes the current chunk (even an empty one). Each chunk becomes a 77-id window: start token, the chunk,
+    /// end token, pad ids (A1111 pads with end tokens, then for SD 2.x overwrites everything after the first end
+    /// token with the pad id: the same thing), with weight 1 outside the chunk's own ids. An empty prompt gives
+    /// one window; windows of the empty prompt are appended until there are `minimumChunks`, so a negative
+    /// prompt can match a longer prompt's window count.
+    public func weightedChunks(_ runs: [PromptRun], minimumChunks: Int = 1, commaBacktrack: Int = 20) -> [PromptChunk] {
         let chunkLength = Self.contextLength - 2
-        var chunks = [[Int]]()
-        var chunk = [Int]()
+        var chunks = [PromptChunk]()
+        var ids = [Int](), weights = [Float]()
         var lastComma = -1
-        for id in encode(prompt) {
-            if id == commaID {
-                lastComma = chunk.count
-            } else if commaBacktrack > 0, chunk.count == chunkLength, lastComma != -1,
-                      chunk.count - lastComma <= commaBacktrack {
-                let moved = Array(chunk[(lastComma + 1)...])
-                chunks.append(Array(chunk[...lastComma]))
-                chunk = moved
-                lastComma = -1
-            }
-            if chunk.count == chunkLength {
-                chunks.append(chunk)
-                chunk = []
-                lastComma = -1
-            }
-            chunk.append(id)
+        func close() {
+            chunks.append(PromptChunk(ids: window(ids[...], length: Self.contextLength),
+                                      weights: [1] + weights + Array(repeating: 1, count: Self.contextLength - 1 - weights.count)))
+            ids = []
+            weights = []
+            lastComma = -1
         }
-        if !chunk.isEmpty || chunks.isEmpty { chunks.append(chunk) }
-        while chunks.count < minimumChunks { chunks.append([]) }
-        return chunks.map { window($0[...], length: Self.contextLength) }
+        for run in runs {
+            if run.isChunkBreak {
+                close()
+                continue
+            }
+            let weight = Float(run.weight)
+            for id in encode(run.text) {
+                if id == commaID {
+                    lastComma = ids.count
+                } else if commaBacktrack > 0, ids.count == chunkLength, lastComma != -1,
+                          ids.count - lastComma <= commaBacktrack {
+                    let movedIDs = Array(ids[(lastComma + 1)...]), movedWeights = Array(weights[(lastComma + 1)...])
+                    ids.removeSubrange((lastComma + 1)...)
+                    weights.removeSubrange((lastComma + 1)...)
+                    close()
+                    ids = movedIDs
+                    weights = movedWeights
+                }
+                if ids.count == chunkLength { close() }
+                ids.append(id)
+                weights.append(weight)
+            }
+        }
+        if !ids.isEmpty || chunks.isEmpty { close() }
+        while chunks.count < minimumChunks { close() }
+        return chunks
     }
 
     private func window(_ body: ArraySlice<Int>, length: Int) -> [Int] {
@@ -208,4 +229,13 @@ public struct CLIPTokenizer: Sendable {
         ids.append(contentsOf: repeatElement(padID, count: length - ids.count))
         return ids
     }
+}
+
+/// One 77-id context window and the emphasis weight of each id (1 for the start, end and pad ids).
+public struct PromptChunk: Sendable, Equatable {
+    public var ids: [Int]
+    public var weights: [Float]
+
+    /// Whether any id carries a weight other than 1.
+    public var isWeighted: Bool { weights.contains { $0 != 1 } }
 }

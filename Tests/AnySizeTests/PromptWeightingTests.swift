@@ -1,4 +1,4 @@
-@testable import AnySize
+import AnySize
 import Foundation
 import XCTest
 

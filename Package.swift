@@ -1,17 +1,20 @@
-// swift-tools-version:5.10
+// swift-tools-version:6.2
 import PackageDescription
 
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
 
 let package = Package(
     name: "AnySize",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v14)],
     products: [
         .library(name: "AnySize", targets: ["AnySize"]),
         .executable(name: "anysize", targets: ["anysize"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The HTTP server of `anysize serve` (AnySizeServer only; the AnySize library stays dependency-free). The
+        // swift-configuration trait is off: the server reads its settings from the command line.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -22,8 +25,11 @@ let package = Package(
         .target(name: "AnySizeKernels", dependencies: ["CBLAS"], swiftSettings: optimize),
         .target(name: "AnySize", dependencies: ["AnySizeKernels", "CPNG", "CZlib"],
                 resources: [.copy("Resources")], swiftSettings: optimize),
+        .target(name: "AnySizeServer", dependencies: [
+            "AnySize", .product(name: "Hummingbird", package: "hummingbird"),
+        ], swiftSettings: optimize),
         .executableTarget(name: "anysize", dependencies: [
-            "AnySize", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "AnySize", "AnySizeServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
         .executableTarget(name: "AnySizeKernelBench", dependencies: ["AnySizeKernels"], swiftSettings: optimize),
         // Kernel micro-benchmark (tools/conv-bench/main.swift); never run by the tests.
@@ -31,5 +37,7 @@ let package = Package(
                           swiftSettings: optimize),
         .testTarget(name: "AnySizeKernelsTests", dependencies: ["AnySizeKernels"]),
         .testTarget(name: "AnySizeTests", dependencies: ["AnySize"], resources: [.copy("Fixtures")]),
-    ]
+        .testTarget(name: "AnySizeServerTests", dependencies: ["AnySizeServer", "AnySize"]),
+    ],
+    swiftLanguageModes: [.v5]
 )

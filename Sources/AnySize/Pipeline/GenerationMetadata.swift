@@ -15,6 +15,12 @@ public enum GenerationMetadata {
         return karras ? base + " Karras" : base
     }
 
+    /// The attention a run reports in its metadata: the formulation that ran, prefixed with "auto -> " when
+    /// `auto` chose it.
+    public static func attentionLabel(_ mode: AttentionMode, result: GenerationResult) -> String {
+        mode == .auto ? "auto -> \(result.attentionName)" : result.attentionName
+    }
+
     /// The `parameters` text of image `index` (0-based) of a batch:
     /// prompt, `Negative prompt: ...`, then `Steps: .., Sampler: .., CFG scale: .., Seed: .., Size: WxH, Model: .., Attention: ..`.
     public static func parameters(options: GenerationOptions, modelName: String, attention: String,

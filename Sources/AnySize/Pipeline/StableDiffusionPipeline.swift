@@ -184,7 +184,12 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         var entropy: [(call: Int, sigma: Double, samples: [AttentionEntropySample])] = []
         let total = scheduler.modelCalls - firstCall
         let sampleStart = Date()
+        var stoppedEarly = false
         for call in firstCall ..< scheduler.modelCalls {
+            if let shouldStop = options.shouldStop, shouldStop() {
+                stoppedEarly = true
+                break
+            }
             let sigma = Double(scheduler.sigma(atStep: call))
             attention.sigma = sigma
             if options.recordEntropy { attention.entropySamples = [] }
@@ -202,7 +207,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         timings.append(("sample", Date().timeIntervalSince(sampleStart)))
         progress(.phase(name: "sample", seconds: timings.last?.seconds ?? 0))
         return GenerationResult(latents: latents, attentionSummary: choice.summary, attentionName: choice.formulation.name,
-                                entropy: entropy, timings: timings)
+                                entropy: entropy, timings: timings, stoppedEarly: stoppedEarly)
     }
 
     /// uncond + scale * (cond - uncond) for an output [2N, ...] holding the unconditional half first.

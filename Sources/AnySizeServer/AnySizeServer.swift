@@ -1,0 +1,165 @@
+import AnySize
+import Foundation
+import Hummingbird
+import Logging
+
+/// `anysize serve`: the AUTOMATIC1111 web API (`/sdapi/v1/...`) over the AnySize library, so A1111 clients
+/// (webuiapi, Krita and Photoshop plug-ins, bots) can use AnySize as their back end.
+///
+/// One generation runs at a time on a dedicated thread; requests wait in a FIFO queue (see `GenerationWorker`).
+public final class AnySizeServer: @unchecked Sendable {
+    let configuration: ServerConfiguration
+    let catalog: ModelCatalog
+    let worker: GenerationWorker
+    let settings = ServerSettings()
+    let preview: (any PixelwiseLatentDecoder)?
+
+    /// Checks the configuration and loads the `--model` (so a bad one fails before the server listens).
+    public init(configuration: ServerConfiguration) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        catalog = ModelCatalog(modelPath: configuration.modelPath, modelsDirectory: configuration.modelsDirectory)
+        worker = try GenerationWorker(model: catalog.entries[0], queueLimit: configuration.queueLimit,
+                                      outputDirectory: URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("outputs").path)
+        preview = try? ApproximateDecoder.bundledSD15()
+    }
+
+    /// Serves until the task is cancelled (or, with `handleSignals`, until SIGINT/SIGTERM). `onRunning` receives
+    /// the port once the server listens.
+    public func run(handleSignals: Bool = false, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        worker.start()
+        defer { worker.shutdown() }
+        var logger = Logger(label: "anysize-serve")
+        logger.logLevel = .warning
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "anysize"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        try await app.runService(gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [])
+    }
+
+    /// `run` for a synchronous caller (the CLI): blocks until SIGINT/SIGTERM.
+    public func runUntilTerminated(onRunning: @escaping @Sendable (Int) -> Void = { _ in }) throws {
+        let finished = DispatchSemaphore(value: 0)
+        let failure = FailureBox()
+        Task {
+            do {
+                try await run(handleSignals: true) { onRunning($0) }
+            } catch {
+                failure.set(error)
+            }
+            finished.signal()
+        }
+        finished.wait()
+        if let error = failure.get() { throw error }
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: A1111ErrorMiddleware())
+        if !configuration.credentials.isEmpty { router.add(middleware: BasicAuthMiddleware(credentials: configuration.credentials)) }
+        router.get("/internal/ping") { _, _ in JSONBody([String: String]()) }
+        router.post("/sdapi/v1/txt2img") { request, _ in try await self.generate(request, kind: .txt2img) }
+        router.post("/sdapi/v1/img2img") { request, _ in try await self.generate(request, kind: .img2img) }
+        router.get("/sdapi/v1/progress") { request, _ in
+            let skipImage = request.uri.queryParameters["skip_current_image"].map { $0 == "true" || $0 == "1" } ?? false
+            return JSONBody(A1111Responses.progress(self.worker.progress, preview: self.preview, includeImage: !skipImage))
+        }
+        router.post("/sdapi/v1/interrupt") { _, _ in
+            self.worker.interrupt()
+            return JSONBody([String: String]())
+        }
+        router.post("/sdapi/v1/skip") { _, _ in
+            self.worker.skip()
+            return JSONBody([String: String]())
+        }
+        router.get("/sdapi/v1/sd-models") { _, _ in JSONBody(self.catalog.entries.map(\.json)) }
+        router.get("/sdapi/v1/samplers") { _, _ in JSONBody(A1111Responses.samplers) }
+        router.get("/sdapi/v1/schedulers") { _, _ in JSONBody(A1111Responses.schedulers) }
+        router.get("/sdapi/v1/options") { _, _ in JSONBody(self.options()) }
+        // A1111 lists its scripts here; clients (webuiapi) look for extensions. AnySize runs none.
+        router.get("/sdapi/v1/scripts") { _, _ in JSONBody(["txt2img": [String](), "img2img": [String]()]) }
+        router.post("/sdapi/v1/options") { request, _ in try await self.setOptions(request) }
+        return router
+    }
+
+    private func generate(_ request: Request, kind: GenerationJob.Kind) async throws -> JSONBody {
+        let body = try await readBody(request)
+        let job = try GenerationJob(A1111Request.decode(body), kind: kind, catalog: catalog, defaultClipSkip: settings.clipSkip)
+        guard case .generated(let output) = try await worker.perform(.generate(job)) else {
+            throw APIError(500, "the generation thread answered a txt2img request without images")
+        }
+        return JSONBody(A1111Responses.generation(job, output))
+    }
+
+    private func options() -> [String: Any] {
+        [
+            "sd_model_checkpoint": worker.currentModel.name, "sd_checkpoint_hash": NSNull(),
+            "CLIP_stop_at_last_layers": settings.clipSkip, "samples_format": "png",
+            "outdir_samples": URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("outputs").path,
+            "live_previews_enable": true, "show_progress_every_n_steps": 1,
+        ]
+    }
+
+    /// A1111's POST /options: `sd_model_checkpoint` loads that model (in the queue, after the jobs before it),
+    /// `CLIP_stop_at_last_layers` sets the default clip skip; other settings are accepted and ignored.
+    private func setOptions(_ request: Request) async throws -> JSONBody {
+        let body = try await readBody(request)
+        let values: [String: JSONValue]
+        do {
+            values = try JSONDecoder().decode([String: JSONValue].self, from: body)
+        } catch {
+            throw APIError.decoding(error)
+        }
+        var model: ModelEntry?
+        var clipSkip: Int?
+        if let value = values["sd_model_checkpoint"] {
+            guard case .string(let name) = value else { throw APIError.invalid("sd_model_checkpoint", "expected a model title") }
+            guard let entry = catalog.entry(named: name) else {
+                throw APIError.invalid("sd_model_checkpoint", "model '\(name)' not found; GET /sdapi/v1/sd-models lists the models")
+            }
+            model = entry
+        }
+        if let value = values["CLIP_stop_at_last_layers"] {
+            guard case .number(let n) = value, n == n.rounded(), (1 ... 12).contains(n) else {
+                throw APIError.invalid("CLIP_stop_at_last_layers", "use a whole number from 1 (last layer) to 12")
+            }
+            clipSkip = Int(n)
+        }
+        if let model { _ = try await worker.perform(.loadModel(model)) }
+        if let clipSkip { settings.clipSkip = clipSkip }
+        return JSONBody(NSNull())
+    }
+
+    /// The request body, at most `bodyLimit` bytes (413 beyond).
+    private func readBody(_ request: Request) async throws -> Data {
+        let limit = configuration.bodyLimit
+        let tooLarge = APIError(413, "request body larger than \(limit >> 20) MB; raise --body-limit or send a smaller init image")
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge }
+        do {
+            let buffer = try await request.body.collect(upTo: limit)
+            return Data(buffer.readableBytesView)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw tooLarge
+        }
+    }
+}
+
+/// Settings `POST /sdapi/v1/options` changes.
+final class ServerSettings: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _clipSkip = 1
+
+    var clipSkip: Int {
+        get { lock.withLock { _clipSkip } }
+        set { lock.withLock { _clipSkip = newValue } }
+    }
+}
+
+private final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: (any Error)?
+    func set(_ e: any Error) { lock.withLock { error = e } }
+    func get() -> (any Error)? { lock.withLock { error } }
+}

@@ -15,6 +15,8 @@ let package = Package(
         // The HTTP server of `anysize serve` (AnySizeServer only; the AnySize library stays dependency-free). The
         // swift-configuration trait is off: the server reads its settings from the command line.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
+        // The server's job queue and results in SQLite (system libsqlite3-dev).
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
@@ -26,8 +28,8 @@ let package = Package(
         .target(name: "AnySize", dependencies: ["AnySizeKernels", "CPNG", "CZlib"],
                 resources: [.copy("Resources")], swiftSettings: optimize),
         .target(name: "AnySizeServer", dependencies: [
-            "AnySize", .product(name: "Hummingbird", package: "hummingbird"),
-        ], swiftSettings: optimize),
+            "AnySize", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
+        ], resources: [.copy("Web")], swiftSettings: optimize),
         .executableTarget(name: "anysize", dependencies: [
             "AnySize", "AnySizeServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),

@@ -30,6 +30,8 @@ struct A1111Request: Decodable {
     var anysizeAttention: String?
     var anysizePromptSyntax: String?
     var anysizeLocalEdge: Int?
+    /// A1111's task id; AnySize's job id (`GET /anysize/v1/jobs/{id}`).
+    var forceTaskID: String?
     /// Features AnySize does not have, by A1111 field name: refused unless unset.
     var unsupported: [(field: String, value: JSONValue)] = []
 
@@ -41,7 +43,7 @@ struct A1111Request: Decodable {
         case sendImages = "send_images", saveImages = "save_images", initImages = "init_images"
         case resizeMode = "resize_mode", includeInitImages = "include_init_images"
         case anysizeAttention = "anysize_attention", anysizePromptSyntax = "anysize_prompt_syntax"
-        case anysizeLocalEdge = "anysize_local_edge"
+        case anysizeLocalEdge = "anysize_local_edge", forceTaskID = "force_task_id"
         case enableHR = "enable_hr", restoreFaces = "restore_faces", tiling = "tiling", scriptName = "script_name"
         case alwaysonScripts = "alwayson_scripts", refinerCheckpoint = "refiner_checkpoint"
     }
@@ -84,6 +86,7 @@ struct A1111Request: Decodable {
         anysizeAttention = try c.decodeIfPresent(String.self, forKey: .anysizeAttention)
         anysizePromptSyntax = try c.decodeIfPresent(String.self, forKey: .anysizePromptSyntax)
         anysizeLocalEdge = try integer(.anysizeLocalEdge)
+        forceTaskID = try c.decodeIfPresent(String.self, forKey: .forceTaskID)
         // (Inpainting options such as inpaint_full_res only act with a mask, which is refused.)
         for key in [Key.enableHR, .restoreFaces, .tiling, .scriptName, .alwaysonScripts, .refinerCheckpoint, .mask] {
             if let value = try c.decodeIfPresent(JSONValue.self, forKey: key), !value.isEmpty {

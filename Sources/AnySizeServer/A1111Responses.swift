@@ -4,7 +4,8 @@ import Foundation
 /// The JSON bodies of A1111's answers (TextToImageResponse, ProgressResponse, the list endpoints).
 enum A1111Responses {
     /// `{"images": [...], "parameters": {...}, "info": "<json>"}` of a finished txt2img/img2img job.
-    static func generation(_ job: GenerationJob, _ output: GenerationOutput) -> [String: Any] {
+    /// `info.anysize_job_id` names the stored job (`GET /anysize/v1/jobs/{id}`).
+    static func generation(_ job: GenerationJob, _ output: GenerationOutput, jobID: String?) -> [String: Any] {
         let o = output.options
         var parameters: [String: Any] = [
             "prompt": o.prompt, "negative_prompt": o.negativePrompt, "seed": job.requestedSeed, "subseed": job.subseed,
@@ -36,7 +37,7 @@ enum A1111Responses {
             "index_of_first_image": 0, "infotexts": output.infotexts, "styles": [String](),
             "job_timestamp": output.jobTimestamp, "clip_skip": o.clipSkip, "is_using_inpainting_conditioning": false,
             "version": "anysize \(AnySizeVersion.string)", "anysize_interrupted": output.interrupted,
-            "anysize_notes": job.notes,
+            "anysize_notes": job.notes, "anysize_job_id": jobID ?? NSNull(),
         ]
         return [
             "images": job.sendImages ? output.pngs.map { Data($0).base64EncodedString() } : [String](),

@@ -11,6 +11,7 @@ public final class AnySizeServer: @unchecked Sendable {
     let configuration: ServerConfiguration
     let catalog: ModelCatalog
     let worker: GenerationWorker
+    let store: JobStore
     let settings = ServerSettings()
     let preview: (any PixelwiseLatentDecoder)?
 
@@ -19,9 +20,21 @@ public final class AnySizeServer: @unchecked Sendable {
         try configuration.validate()
         self.configuration = configuration
         catalog = ModelCatalog(modelPath: configuration.modelPath, modelsDirectory: configuration.modelsDirectory)
+        store = try JobStore(directory: configuration.stateDirectory)
         worker = try GenerationWorker(model: catalog.entries[0], queueLimit: configuration.queueLimit,
-                                      outputDirectory: URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("outputs").path)
+                                      outputDirectory: URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("outputs").path,
+                                      store: store)
         preview = try? ApproximateDecoder.bundledSD15()
+        try store.expire(olderThan: configuration.resultLifetime)
+        // Jobs accepted before a stop run again, in their order, ahead of new requests.
+        for record in try store.unfinished() {
+            do {
+                let job = try GenerationJob(A1111Request.decode(record.body), kind: record.kind, catalog: catalog, defaultClipSkip: 1)
+                worker.recover(job, jobID: record.id)
+            } catch let error as APIError {
+                try store.finish(record.id, result: nil, error: error.detail, status: error.status)
+            }
+        }
     }
 
     /// Serves until the task is cancelled (or, with `handleSignals`, until SIGINT/SIGTERM). `onRunning` receives
@@ -29,6 +42,7 @@ public final class AnySizeServer: @unchecked Sendable {
     public func run(handleSignals: Bool = false, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         worker.start()
         defer { worker.shutdown() }
+        let worker = self.worker
         var logger = Logger(label: "anysize-serve")
         logger.logLevel = .warning
         let app = Application(
@@ -36,22 +50,36 @@ public final class AnySizeServer: @unchecked Sendable {
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "anysize"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
-        try await app.runService(gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [])
+        // A stop answers the waiting requests 503 at once (their jobs stay in the store) instead of waiting for them.
+        try await withTaskCancellationHandler {
+            try await app.runService(gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [])
+        } onCancel: {
+            worker.shutdown()
+        }
     }
 
     /// `run` for a synchronous caller (the CLI): blocks until SIGINT/SIGTERM.
     public func runUntilTerminated(onRunning: @escaping @Sendable (Int) -> Void = { _ in }) throws {
         let finished = DispatchSemaphore(value: 0)
         let failure = FailureBox()
-        Task {
+        let task = Task {
             do {
-                try await run(handleSignals: true) { onRunning($0) }
+                try await run { onRunning($0) }
             } catch {
                 failure.set(error)
             }
             finished.signal()
         }
+        var sources: [any DispatchSourceSignal] = []
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { task.cancel() }
+            source.resume()
+            sources.append(source)
+        }
         finished.wait()
+        sources.forEach { $0.cancel() }
         if let error = failure.get() { throw error }
     }
 
@@ -60,6 +88,10 @@ public final class AnySizeServer: @unchecked Sendable {
         router.add(middleware: A1111ErrorMiddleware())
         if !configuration.credentials.isEmpty { router.add(middleware: BasicAuthMiddleware(credentials: configuration.credentials)) }
         router.get("/internal/ping") { _, _ in JSONBody([String: String]()) }
+        for (path, file, type) in [("/", "index.html", "text/html; charset=utf-8"), ("/anysize.css", "anysize.css", "text/css"),
+                                   ("/anysize.js", "anysize.js", "text/javascript")] {
+            router.get(RouterPath(path)) { _, _ in try Self.webFile(file, type: type) }
+        }
         router.post("/sdapi/v1/txt2img") { request, _ in try await self.generate(request, kind: .txt2img) }
         router.post("/sdapi/v1/img2img") { request, _ in try await self.generate(request, kind: .img2img) }
         router.get("/sdapi/v1/progress") { request, _ in
@@ -74,6 +106,7 @@ public final class AnySizeServer: @unchecked Sendable {
             self.worker.skip()
             return JSONBody([String: String]())
         }
+        router.get("/anysize/v1/jobs/:id") { _, context in try self.jobStatus(context.parameters.require("id")) }
         router.get("/sdapi/v1/sd-models") { _, _ in JSONBody(self.catalog.entries.map(\.json)) }
         router.get("/sdapi/v1/samplers") { _, _ in JSONBody(A1111Responses.samplers) }
         router.get("/sdapi/v1/schedulers") { _, _ in JSONBody(A1111Responses.schedulers) }
@@ -86,11 +119,50 @@ public final class AnySizeServer: @unchecked Sendable {
 
     private func generate(_ request: Request, kind: GenerationJob.Kind) async throws -> JSONBody {
         let body = try await readBody(request)
-        let job = try GenerationJob(A1111Request.decode(body), kind: kind, catalog: catalog, defaultClipSkip: settings.clipSkip)
-        guard case .generated(let output) = try await worker.perform(.generate(job)) else {
+        let parsed = try A1111Request.decode(body)
+        let job = try GenerationJob(parsed, kind: kind, catalog: catalog, defaultClipSkip: settings.clipSkip)
+        let id = parsed.forceTaskID ?? UUID().uuidString.lowercased()
+        guard !id.isEmpty, id.count <= 200 else { throw APIError.invalid("force_task_id", "use 1 to 200 characters") }
+        if try store.record(id) != nil { throw APIError.invalid("force_task_id", "'\(id)' is taken; use a new id") }
+        let outcome = try await worker.perform(.generate(job), jobID: id, body: try Self.storedBody(body, job: job))
+        guard case .generated(let output) = outcome else {
             throw APIError(500, "the generation thread answered a txt2img request without images")
         }
-        return JSONBody(A1111Responses.generation(job, output))
+        return JSONBody(A1111Responses.generation(job, output, jobID: id))
+    }
+
+    /// The body kept in the store: the request as sent, with the seed and clip skip it runs with, so a rerun
+    /// after a restart makes the same images.
+    static func storedBody(_ body: Data, job: GenerationJob) throws -> Data {
+        guard var object = try JSONSerialization.jsonObject(with: body) as? [String: Any] else { return body }
+        object["seed"] = Int64(bitPattern: job.options.seed)
+        var overrides = object["override_settings"] as? [String: Any] ?? [:]
+        overrides["CLIP_stop_at_last_layers"] = job.options.clipSkip
+        object["override_settings"] = overrides
+        return try JSONSerialization.data(withJSONObject: object)
+    }
+
+    /// `GET /anysize/v1/jobs/{id}`: a job's state (queued with its place, running, done, failed) and, once done,
+    /// its A1111 answer.
+    private func jobStatus(_ id: String) throws -> JSONBody {
+        guard let record = try store.record(id) else { throw APIError(404, "job '\(id)' not found (finished jobs expire after \(Int(configuration.resultLifetime)) s)") }
+        var answer: [String: Any] = ["id": record.id, "state": record.state.rawValue, "kind": record.kind.rawValue,
+                                     "created": record.created.timeIntervalSince1970]
+        if let position = worker.position(of: id) { answer["position"] = position }
+        if let data = record.result { answer["result"] = try JSONSerialization.jsonObject(with: data) }
+        if let error = record.error { answer["error"] = error }
+        if let status = record.status { answer["status"] = status }
+        return JSONBody(answer)
+    }
+
+    /// A file of the web page (Sources/AnySizeServer/Web, bundled as a resource).
+    static func webFile(_ name: String, type: String) throws -> Response {
+        guard let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Web"),
+              let data = FileManager.default.contents(atPath: url.path) else {
+            throw APIError(500, "the web page's \(name) is missing from the AnySizeServer resources")
+        }
+        return Response(status: .ok, headers: [.contentType: type, .cacheControl: "no-cache"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     private func options() -> [String: Any] {

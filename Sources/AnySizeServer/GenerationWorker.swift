@@ -19,6 +19,8 @@ struct GenerationOutput: @unchecked Sendable {
 /// The state `/sdapi/v1/progress` reports.
 struct ProgressSnapshot {
     var busy = false
+    /// The stored job running now.
+    var jobID: String?
     /// Iteration (`n_iter` batch) running now, 0-based, and their count.
     var jobNumber = 0
     var jobCount = 0
@@ -50,6 +52,8 @@ final class GenerationWorker: @unchecked Sendable {
 
     private struct Queued {
         let work: Work
+        /// The job's id in the store (txt2img/img2img; model loads are not stored).
+        let jobID: String?
         let finish: (Result<Outcome, any Error>) -> Void
     }
 
@@ -60,6 +64,7 @@ final class GenerationWorker: @unchecked Sendable {
     private var thread: Thread?
     private let queueLimit: Int
     private let outputDirectory: String
+    private let store: JobStore
     // Touched only on the worker thread after `init`.
     private var pipeline: StableDiffusionPipeline
     private var footprints: [String: ModelFootprint] = [:]
@@ -67,7 +72,8 @@ final class GenerationWorker: @unchecked Sendable {
     private var loadedModel: ModelEntry
 
     /// Loads `model` (on the caller's thread, so a bad `--model` fails before the server listens).
-    init(model: ModelEntry, queueLimit: Int, outputDirectory: String) throws {
+    init(model: ModelEntry, queueLimit: Int, outputDirectory: String, store: JobStore) throws {
+        self.store = store
         pipeline = try StableDiffusionPipeline(checkpoint: StableDiffusionCheckpoint.load(path: model.path))
         loadedModel = model
         self.queueLimit = queueLimit
@@ -120,8 +126,9 @@ final class GenerationWorker: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Queues `work` and waits for it; throws 429 when `queueLimit` requests already wait.
-    func perform(_ work: Work) async throws -> Outcome {
+    /// Queues `work` and waits for it; throws 429 when `queueLimit` requests already wait. A generation with a
+    /// `jobID` is recorded in the store (with its `body`) once accepted, and its answer when it finishes.
+    func perform(_ work: Work, jobID: String? = nil, body: Data = Data()) async throws -> Outcome {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Outcome, any Error>) in
             condition.lock()
             defer { condition.unlock() }
@@ -130,10 +137,34 @@ final class GenerationWorker: @unchecked Sendable {
             } else if waiting.count >= queueLimit && (state.busy || !waiting.isEmpty) {
                 continuation.resume(throwing: APIError(429, "the queue is full (\(waiting.count) requests waiting); retry later"))
             } else {
-                waiting.append(Queued(work: work) { continuation.resume(with: $0) })
+                if let jobID, case .generate(let job) = work {
+                    do {
+                        try store.insert(id: jobID, kind: job.kind, body: body)
+                    } catch {
+                        continuation.resume(throwing: APIError(500, "cannot record the job in the state folder: \(error)"))
+                        return
+                    }
+                }
+                waiting.append(Queued(work: work, jobID: jobID) { continuation.resume(with: $0) })
                 condition.signal()
             }
         }
+    }
+
+    /// Queues a job recovered from the store after a restart (no queue limit; its answer goes to the store).
+    func recover(_ job: GenerationJob, jobID: String) {
+        condition.lock()
+        waiting.append(Queued(work: .generate(job), jobID: jobID) { _ in })
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// 1-based place in the queue of a waiting job, 0 when it runs, nil when not queued here.
+    func position(of jobID: String) -> Int? {
+        condition.lock()
+        defer { condition.unlock() }
+        if state.jobID == jobID { return 0 }
+        return waiting.firstIndex { $0.jobID == jobID }.map { $0 + 1 }
     }
 
     private func run() {
@@ -150,11 +181,17 @@ final class GenerationWorker: @unchecked Sendable {
             let job = waiting.removeFirst()
             state = ProgressSnapshot()
             state.busy = true
+            state.jobID = job.jobID
             state.jobTimestamp = Self.timestamp()
             condition.unlock()
-            let result = Result<Outcome, any Error> {
+            if let id = job.jobID { try? store.markRunning(id) }
+            var answer: Data?
+            var result = Result<Outcome, any Error> {
                 switch job.work {
-                case .generate(let g): return .generated(try generate(g))
+                case .generate(let g):
+                    let output = try generate(g)
+                    answer = try JSONSerialization.data(withJSONObject: A1111Responses.generation(g, output, jobID: job.jobID))
+                    return .generated(output)
                 case .loadModel(let entry):
                     try load(entry)
                     return .loaded
@@ -162,7 +199,18 @@ final class GenerationWorker: @unchecked Sendable {
             }
             condition.lock()
             state = ProgressSnapshot()
+            let stopped = shuttingDown
             condition.unlock()
+            if stopped {
+                // Cut short by the shutdown: the store keeps it as running, and it runs again after the restart.
+                result = .failure(APIError(503, "the server is shutting down; the job runs again when it restarts"))
+            } else if let id = job.jobID {
+                switch result {
+                case .success: try? store.finish(id, result: answer, error: nil, status: 200)
+                case .failure(let error as APIError): try? store.finish(id, result: nil, error: error.detail, status: error.status)
+                case .failure(let error): try? store.finish(id, result: nil, error: "\(error)", status: 500)
+                }
+            }
             job.finish(result)
         }
     }

@@ -6,16 +6,19 @@ import Hummingbird
 struct JSONBody: ResponseGenerator, @unchecked Sendable {
     let object: Any
     var status: Int = 200
+    var headers: HTTPFields = [:]
 
-    init(_ object: Any, status: Int = 200) {
+    init(_ object: Any, status: Int = 200, headers: HTTPFields = [:]) {
         self.object = object
         self.status = status
+        self.headers = headers
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.fragmentsAllowed])) ?? Data("null".utf8)
-        return Response(status: .init(code: status), headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: .init(code: status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }
 

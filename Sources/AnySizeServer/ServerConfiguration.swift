@@ -11,7 +11,9 @@ public struct ServerConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// 0 picks a free port (tests); `ServerHandle.port` tells which.
     public var port: Int = 7860
-    /// Folder of the server's state (images saved with `save_images`).
+    /// Finished jobs stay in the store (`GET /anysize/v1/jobs/{id}`) this many seconds.
+    public var resultLifetime: TimeInterval = 24 * 3600
+    /// Folder of the server's state: the job store (jobs.sqlite) and the images saved with `save_images`.
     public var stateDirectory: String = "anysize-state"
     /// HTTP Basic credentials; empty = no authentication.
     public var credentials: [(user: String, password: String)] = []

@@ -44,6 +44,22 @@ final class ControlRouteTests: XCTestCase {
         await server.stop()
     }
 
+    /// The web page and its script and style are served from the target's resources, behind the same auth.
+    func testWebPageIsServed() async throws {
+        let server = try await TestServer.start { $0.credentials = [("u", "p")] }
+        let anonymous = try await server.get("/")
+        XCTAssertEqual(anonymous.status, 401)
+        server.credentials = "u:p"
+        for (path, type, marker) in [("/", "text/html", "<form id=\"form\">"), ("/anysize.js", "text/javascript", "/sdapi/v1/txt2img"),
+                                     ("/anysize.css", "text/css", "#gallery")] {
+            let answer = try await server.get(path)
+            XCTAssertEqual(answer.status, 200, path)
+            XCTAssertTrue(answer.header("Content-Type")?.hasPrefix(type) == true, "\(path): \(answer.header("Content-Type") ?? "")")
+            XCTAssertTrue(String(decoding: answer.body, as: UTF8.self).contains(marker), path)
+        }
+        await server.stop()
+    }
+
     /// A long run reports progress and a live preview; interrupt ends it at the next step with the image so far;
     /// skip ends the current batch and the next one runs.
     func testProgressPreviewSkipAndInterrupt() async throws {

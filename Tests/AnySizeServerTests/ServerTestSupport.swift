@@ -49,10 +49,21 @@ final class TestServer: @unchecked Sendable {
         session = URLSession(configuration: configuration)
     }
 
-    func stop() async {
+    func stop(keepState: Bool = false) async {
         task.cancel()
         _ = try? await task.value
-        try? FileManager.default.removeItem(atPath: stateDirectory)
+        if !keepState { try? FileManager.default.removeItem(atPath: stateDirectory) }
+    }
+
+    /// Polls `/anysize/v1/jobs/{id}` until the job is done or failed (at most `seconds`).
+    func waitForJob(_ id: String, seconds: Double = 300) async throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let answer = try await get("/anysize/v1/jobs/\(id)")
+            if answer.status == 200, let job = try? answer.object(), ["done", "failed"].contains(job["state"] as? String ?? "") { return job }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        throw AnySizeError(.io, "job \(id) did not finish in \(seconds) s")
     }
 
     struct Answer {

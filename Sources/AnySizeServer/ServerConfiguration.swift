@@ -28,7 +28,8 @@ public struct ServerConfiguration: Sendable {
 
     /// Parses `--api-auth`: `USER:PASS`, several separated by commas, as A1111's flag.
     public static func parseCredentials(_ text: String) throws -> [(user: String, password: String)] {
-        try text.split(separator: ",").map { pair in
+        try text.split(separator: ",").map { part -> (user: String, password: String) in
+            let pair = String(part)
             guard let colon = pair.firstIndex(of: ":"), colon != pair.startIndex, pair.index(after: colon) != pair.endIndex else {
                 throw AnySizeError(.invalidArgument, "--api-auth '\(pair)' is not USER:PASS; e.g. --api-auth alice:secret")
             }

@@ -93,7 +93,11 @@ final class RequestLimitTests: XCTestCase {
         let answer = try await server.post("/sdapi/v1/txt2img", ["prompt": "x", "width": 64, "height": 64, "steps": 1] as [String: Any])
         XCTAssertEqual(answer.status, 200, answer.detail)
         await server.stop()
-        XCTAssertThrowsError(try ServerConfiguration.parseCredentials("alice"))
+        XCTAssertThrowsError(try ServerConfiguration.parseCredentials("alice")) { error in
+            XCTAssertEqual("\(error)", "--api-auth 'alice' is not USER:PASS; e.g. --api-auth alice:secret")
+        }
+        let parsed = try ServerConfiguration.parseCredentials("a:b,c:d:e")
+        XCTAssertEqual(parsed.map { "\($0.user)|\($0.password)" }, ["a|b", "c|d:e"])
         XCTAssertThrowsError(try ServerConfiguration.parseCredentials(":pw"))
     }
 

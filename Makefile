@@ -61,9 +61,11 @@ ifeq ($(DEMO_MODEL),$(TINY_MODEL))
 	@echo "noise, as expected. For real images: make run DEMO_MODEL=FILE.safetensors, or see README.md."
 endif
 
+# One build serves the tests and the CLI checks: `swift test` alone would build with testing enabled and a
+# later `swift build` would rebuild every package without it (minutes with the server's dependencies).
 test: deps
-	$(SWIFT) test $(SWIFT_FLAGS) --disable-swift-testing
-	$(SWIFT) build $(SWIFT_FLAGS) --product anysize
+	$(SWIFT) build $(SWIFT_FLAGS) --build-tests
+	$(SWIFT) test $(SWIFT_FLAGS) --skip-build --disable-swift-testing
 	ANYSIZE="$$($(SWIFT) build $(SWIFT_FLAGS) --show-bin-path)/anysize" bash tools/cli_test.sh
 
 # The flags above, for scripts that build their own products (tools/bench).

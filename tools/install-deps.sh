@@ -2,7 +2,7 @@
 # Installs the Debian packages AnySize builds against, if they are missing.
 set -euo pipefail
 need=()
-for pkg in libopenblas-dev libpng-dev zlib1g-dev pkg-config; do
+for pkg in libopenblas-dev libpng-dev zlib1g-dev libsqlite3-dev pkg-config; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -143,4 +143,38 @@ final class GenerationParityTests: XCTestCase {
         _ = try pipe.generate(options)
         XCTAssertTrue(pipe.isTextEncoderResident)
     }
+
+    /// `shouldStop` ends sampling before the next model call: stopping after call 2 of 4 returns exactly the
+    /// latents the full run reported after its call 2, with `stoppedEarly` set; a full run does not set it.
+    func testShouldStopReturnsTheLatentsReachedSoFar() throws {
+        let pipe = try Fixtures.pipeline("tiny-sd1")
+        var options = GenerationOptions(prompt: "a red cube", width: 64, height: 64, seed: 11)
+        options.steps = 4
+        options.sampler = .euler
+        options.karras = false
+        var afterSecond: [Float] = []
+        let full = try pipe.generate(options) { event in
+            if case .latents(2, _, let latents) = event { afterSecond = latents.scalars }
+        }
+        XCTAssertFalse(full.stoppedEarly)
+        let calls = CallCounter()
+        options.shouldStop = { calls.next() > 2 }
+        var steps = 0
+        let stopped = try pipe.generate(options) { event in
+            if case .step = event { steps += 1 }
+        }
+        XCTAssertTrue(stopped.stoppedEarly)
+        XCTAssertEqual(steps, 2)
+        XCTAssertEqual(stopped.latents.scalars, afterSecond)
+        XCTAssertNotEqual(stopped.latents.scalars, full.latents.scalars)
+    }
+}
+
+/// Counts `shouldStop` questions (1-based).
+private final class CallCounter: @unchecked Sendable {
+    private var count = 0
+    func next() -> Int {
+        count += 1
+        return count
+    }
 }

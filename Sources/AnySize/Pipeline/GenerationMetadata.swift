@@ -15,6 +15,12 @@ public enum GenerationMetadata {
         return karras ? base + " Karras" : base
     }
 
+    /// The attention a run reports in its metadata: the formulation that ran, prefixed with "auto -> " when
+    /// `auto` chose it.
+    public static func attentionLabel(_ mode: AttentionMode, result: GenerationResult) -> String {
+        mode == .auto ? "auto -> \(result.attentionName)" : result.attentionName
+    }
+
     /// The `parameters` text of image `index` (0-based) of a batch:
     /// prompt, `Negative prompt: ...`, then `Steps: .., Sampler: .., CFG scale: .., Seed: .., Size: WxH, Model: .., Attention: ..`,
     /// and with a `composition` plan `Compose: ..` and the method's own fields (A1111's `Hires upscale`,

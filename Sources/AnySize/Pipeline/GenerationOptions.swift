@@ -36,6 +36,10 @@ public struct GenerationOptions: Sendable {
     public var vaeTiling: VAETiling = .automatic
     /// Record the mean attention entropy of every self-attention layer at every model call.
     public var recordEntropy: Bool = false
+    /// Asked before every model call (from the generating thread); returning true stops sampling there, and
+    /// `generate` returns the latents reached so far with `GenerationResult.stoppedEarly` set (a server's
+    /// interrupt). Nil: always run every call.
+    public var shouldStop: (@Sendable () -> Bool)? = nil
 
     /// The (prompt, negative prompt) of every image in the batch.
     public var promptPairs: [(prompt: String, negative: String)] {
@@ -117,4 +121,6 @@ public struct GenerationResult: Sendable {
     public var entropy: [(call: Int, sigma: Double, samples: [AttentionEntropySample])]
     /// Seconds per phase.
     public var timings: [(phase: String, seconds: Double)]
+    /// Whether `GenerationOptions.shouldStop` ended sampling before the last model call.
+    public var stoppedEarly: Bool = false
 }

@@ -181,7 +181,8 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         var names: [String] = []
         var latents = Tensor(zeros: [0])
         let sampleStart = Date()
-        for (index, pass) in plan.passes.enumerated() {
+        var stoppedEarly = false
+        passes: for (index, pass) in plan.passes.enumerated() {
             let scheduler = schedulers[index], firstCall = firstCalls[index]
             let latentHeight = pass.height / factor, latentWidth = pass.width / factor
             let choice = AttentionSelection.resolve(plan.attentionMode(for: options.attention), latentHeight: latentHeight,
@@ -213,6 +214,10 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             }
             let stepsOfEarlierPasses = done
             for call in firstCall ..< scheduler.modelCalls {
+                if let shouldStop = options.shouldStop, shouldStop() {
+                    stoppedEarly = true
+                    break passes
+                }
                 let sigma = Double(scheduler.sigma(atStep: call))
                 attention.sigma = sigma
                 if options.recordEntropy { attention.entropySamples = [] }
@@ -243,7 +248,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             ? AreaResize.shrink(latents, height: options.height / factor, width: options.width / factor) : latents
         return GenerationResult(latents: output, renderedLatents: latents, composition: plan,
                                 attentionSummary: summaries.joined(separator: "; "),
-                                attentionName: names.joined(separator: ", "), entropy: entropy, timings: timings)
+                                attentionName: names.joined(separator: ", "), entropy: entropy, timings: timings, stoppedEarly: stoppedEarly)
     }
 
     /// StableDiffusionImg2ImgPipeline's start: encode, sample the latent distribution (one draw for the image

@@ -1,0 +1,99 @@
+import AnySize
+import AnySizeServer
+import Foundation
+import XCTest
+
+/// txt2img and img2img through HTTP: A1111's answer shape, the images equal the library's at the same seed, and
+/// the PNGs carry the A1111 `parameters` text.
+final class GenerationRouteTests: XCTestCase {
+    func testTxt2ImgAnswersA1111ShapeWithImagesEqualToTheLibrarys() async throws {
+        let server = try await TestServer.start()
+        let answer = try await server.post("/sdapi/v1/txt2img", [
+            "prompt": "a (red:1.2) cube", "negative_prompt": "blur", "width": 64, "height": 64, "steps": 3, "seed": 42,
+            "sampler_name": "Euler a", "cfg_scale": 5, "batch_size": 2, "n_iter": 2, "subseed": 7,
+            "enable_hr": false, "restore_faces": false, "alwayson_scripts": [String: Any](), "styles": [String](),
+            "some_future_field": "ignored",
+        ] as [String: Any])
+        await server.stop()
+        XCTAssertEqual(answer.status, 200, answer.detail)
+        let body = try answer.object()
+        let images = try XCTUnwrap(body["images"] as? [String])
+        XCTAssertEqual(images.count, 4)
+        let parameters = try XCTUnwrap(body["parameters"] as? [String: Any])
+        XCTAssertEqual(parameters["width"] as? Int, 64)
+        XCTAssertEqual(parameters["sampler_name"] as? String, "Euler a")
+        XCTAssertEqual(parameters["seed"] as? Int, 42)
+        let infoText = try XCTUnwrap(body["info"] as? String)
+        let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(infoText.utf8)) as? [String: Any])
+        XCTAssertEqual(info["seed"] as? Int, 42)
+        XCTAssertEqual(info["all_seeds"] as? [Int], [42, 42, 43, 43])
+        XCTAssertEqual((info["infotexts"] as? [String])?.count, 4)
+        XCTAssertEqual(info["sd_model_name"] as? String, "tiny-sd1")
+        XCTAssertEqual((info["anysize_notes"] as? [String])?.first?.contains("subseed"), true)
+
+        // The first image of the second batch (seed 43) is the library's image 0 of that batch.
+        var options = GenerationOptions(prompt: "a (red:1.2) cube", width: 64, height: 64, seed: 43)
+        options.negativePrompt = "blur"
+        options.steps = 3
+        options.sampler = .eulerAncestral
+        options.karras = false
+        options.cfgScale = 5
+        options.batchSize = 2
+        let pipeline = try StableDiffusionPipeline(checkpoint: StableDiffusionCheckpoint.load(path: TestServer.tinyModel))
+        let decoded = pipeline.decode(try pipeline.generate(options).latents)
+        let (image, bytes) = try decodePNG(images[2])
+        XCTAssertEqual(image, ImageConversion.image(fromDecoded: decoded, index: 0))
+        XCTAssertNotEqual(image, try decodePNG(images[0]).image)
+
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID().uuidString).png").path
+        try FileIO.writeAtomically(bytes, to: path)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let text = try XCTUnwrap(PNGReader.textChunks(path: path).first { $0.key == "parameters" }?.value)
+        XCTAssertTrue(text.hasPrefix("a (red:1.2) cube\nNegative prompt: blur\nSteps: 3, Sampler: Euler a, CFG scale: 5, Seed: 43, Size: 64x64"), text)
+        XCTAssertEqual(text, (info["infotexts"] as? [String])?[2])
+    }
+
+    func testTxt2ImgDefaultsToTheModelsSizeAndHonoursSendAndSaveImages() async throws {
+        let server = try await TestServer.start()
+        let answer = try await server.post("/sdapi/v1/txt2img", ["prompt": "x", "steps": 1, "send_images": false, "save_images": true,
+                                                                  "override_settings": ["CLIP_stop_at_last_layers": 2]] as [String: Any])
+        let saved = try FileManager.default.contentsOfDirectory(atPath: server.stateDirectory + "/outputs/txt2img-images")
+        await server.stop()
+        XCTAssertEqual(answer.status, 200, answer.detail)
+        let body = try answer.object()
+        XCTAssertEqual((body["images"] as? [String])?.count, 0)
+        XCTAssertEqual((body["parameters"] as? [String: Any])?["width"] as? Int, 512)
+        XCTAssertEqual(saved.filter { $0.hasSuffix(".png") }.count, 1)
+        let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data((body["info"] as? String ?? "").utf8)) as? [String: Any])
+        XCTAssertEqual(info["clip_skip"] as? Int, 2)
+        XCTAssertTrue((info["infotexts"] as? [String])?.first?.contains("Clip skip: 2") == true)
+    }
+
+    func testImg2ImgResizesTheInitImageAndEqualsTheLibrarys() async throws {
+        var initImage = RGBImage(width: 48, height: 40)
+        for y in 0 ..< 40 { for x in 0 ..< 48 { for c in 0 ..< 3 { initImage.pixels[(y * 48 + x) * 3 + c] = UInt8((x * 5 + y * 3 + c * 60) % 256) } } }
+        let png = try PNGWriter.encode(initImage)
+        let server = try await TestServer.start()
+        let answer = try await server.post("/sdapi/v1/img2img", [
+            "init_images": ["data:image/png;base64," + Data(png).base64EncodedString()], "prompt": "a blue sphere",
+            "width": 64, "height": 64, "steps": 4, "seed": 5, "sampler_name": "DDIM", "denoising_strength": 0.5,
+            "resize_mode": 0, "mask": NSNull(),
+        ] as [String: Any])
+        await server.stop()
+        XCTAssertEqual(answer.status, 200, answer.detail)
+        let body = try answer.object()
+        let images = try XCTUnwrap(body["images"] as? [String])
+        XCTAssertEqual(images.count, 1)
+        XCTAssertEqual((body["parameters"] as? [String: Any])?["denoising_strength"] as? Double, 0.5)
+
+        var options = GenerationOptions(prompt: "a blue sphere", width: 64, height: 64, seed: 5)
+        options.steps = 4
+        options.sampler = .ddim
+        options.karras = false
+        options.strength = 0.5
+        options.initImage = ImageConversion.tensor(from: ImageConversion.resize(initImage, width: 64, height: 64))
+        let pipeline = try StableDiffusionPipeline(checkpoint: StableDiffusionCheckpoint.load(path: TestServer.tinyModel))
+        let decoded = pipeline.decode(try pipeline.generate(options).latents)
+        XCTAssertEqual(try decodePNG(images[0]).image, ImageConversion.image(fromDecoded: decoded, index: 0))
+    }
+}

@@ -103,7 +103,6 @@ public struct GenerationRequest: Sendable {
         let inputs = self.inputs
         if let path = latentsOutput { try FileIO.checkOutput(path, flag: "--save-latents", inputs: inputs) }
         guard let base = imageOutput else { return }
-        try GenerationMetadata.checkOutputName(base)
         // A batch writes NAME-1.png ... NAME-N.png; checking more than a few hundred adds nothing but time.
         for index in 0 ..< min(batch, 256) {
             let path = GenerationMetadata.outputPath(base, index: index, count: batch)
@@ -113,6 +112,9 @@ public struct GenerationRequest: Sendable {
                 throw AnySizeError(.invalidArgument, "--save-latents and --output both name '\(path)'; give them different paths")
             }
         }
+        // A device or FIFO (`/dev/null`, `/dev/stdout`) takes the PNG bytes under any name.
+        if case .stream? = try? FileIO.destination(of: base) { return }
+        try GenerationMetadata.checkOutputName(base)
     }
 
     /// The attention kernel's scratch budget must be between 1 MB and half of physical memory.

@@ -56,8 +56,8 @@ public struct DilatedConvolution: Sendable {
         let out = Tensor(uninitialized: [batch, outC, height, width])  // every pixel in exactly one sub-grid
         for first in stride(from: 0, to: subGrids, by: groupSize) {
             let grids = Array(first ..< min(first + groupSize, subGrids))
-            let gathered = gather(input, grids: grids, dilation: d, gridHeight: gridH, gridWidth: gridW)
-            let convolved = layer(gathered)                     // [g * B, O, gridH, gridW]
+            // [g * B, O, gridH, gridW]; the gathered input is a temporary, freed once the layer has run.
+            let convolved = layer(gather(input, grids: grids, dilation: d, gridHeight: gridH, gridWidth: gridW))
             scatter(convolved, into: out, grids: grids, dilation: d)
         }
         return out

@@ -12,7 +12,7 @@ trap 'rm -rf "$W"' EXIT
 cd "$W"
 cp -r "$FIX/tiny-sd1" model
 cp "$FIX/tiny-sd1.safetensors" single.safetensors
-FAST=(--width 64 --height 64 --steps 1 --seed 1 --quiet)
+FAST=(--width 64 --height 64 --steps 1 --seed 1 --quiet --compose none)  # a direct run (auto would render 512x512)
 fails=0 passes=0
 
 # run NAME EXPECTED_STATUS MESSAGE_SUBSTRING -- ARGS...: runs anysize, checks the status and (if not empty) that
@@ -121,10 +121,23 @@ printf '\x00\x7e' | dd of="$VAE" bs=1 seek=$((8 + hl)) conv=notrunc status=none
 run "NaN weights" 1 "nan" -- generate --model nanmodel --prompt x "${FAST[@]}" --output nan.png
 check "no PNG from NaN weights" test ! -e nan.png
 
+# Composition (issue 14): auto on a smaller canvas renders at the trained area and box-filters; bad values: one line.
+run "compose auto" 0 "-> resize: 512x512, box-filtered to 64x64" -- generate --model model --prompt x --width 64 --height 64 \
+  --steps 1 --seed 1 --output auto.png
+check "compose auto writes the target size" test "$(od -An -tu1 -j16 -N8 auto.png | tr -s ' ')" = " 0 0 0 64 0 0 0 64"
+run "compose unknown" 1 "--compose 'big' is unknown" -- generate --model model --prompt x "${FAST[@]}" --compose big
+run "compose resize, larger canvas" 1 "use --compose hires" -- generate --model model --prompt x --width 576 --height 512 \
+  --steps 1 --compose resize
+run "hires strength 0" 1 "--hires-strength 0.0 is outside (0, 1]" -- generate --model model --prompt x "${FAST[@]}" --hires-strength 0
+run "redilate until 1001" 1 "--redilate-until" -- generate --model model --prompt x "${FAST[@]}" --redilate-until 1001
+run "deep shrink end 2" 1 "--deep-shrink-end" -- generate --model model --prompt x "${FAST[@]}" --deep-shrink-end 2
+run "hires with an init image" 1 "cannot use --init-image" -- generate --model model --prompt x --width 64 --height 64 \
+  --steps 1 --compose hires --init-image init.png --output hires-init.png
+
 # SIGTERM while writing (previews every step, a few kill times): no temporary file is left behind.
 mkdir sig
 for delay in 0.4 0.8 1.2; do
-  "$BIN" generate --model model --prompt x --width 128 --height 128 --steps 6 --seed 1 --quiet --preview-every 1 \
+  "$BIN" generate --model model --prompt x --width 128 --height 128 --steps 6 --seed 1 --quiet --compose none --preview-every 1 \
     --decoder approx --output sig/s.png & pid=$!
   sleep "$delay"; kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 done

@@ -24,8 +24,13 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         let checkpoint = try StableDiffusionCheckpoint.load(path: model, prediction: override)
-        // The models are built as `generate` builds them, so the report lists the same unused tensors.
-        let pipeline = try StableDiffusionPipeline(checkpoint: checkpoint)
-        print(ModelInfo(checkpoint, unusedTensors: pipeline.unusedTensors).report, terminator: "")
+        // The models are built as `generate` builds them, so the report lists the same unused tensors; a checkpoint
+        // whose models cannot be built is still described, with the reason.
+        do {
+            let pipeline = try StableDiffusionPipeline(checkpoint: checkpoint)
+            print(ModelInfo(checkpoint, unusedTensors: pipeline.unusedTensors).report, terminator: "")
+        } catch let error as AnySizeError {
+            print(ModelInfo(checkpoint).report + "models: cannot be built (generate would stop here): \(error.message)")
+        }
     }
 }

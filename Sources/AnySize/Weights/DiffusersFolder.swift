@@ -7,12 +7,6 @@ import Foundation
 enum DiffusersFolder {
     static func load(path: String, prediction override: PredictionType?) throws -> StableDiffusionCheckpoint {
         let files = try DiffusersFolderFiles.discover(path)
-        let modelIndex = files.modelIndex
-        let pipelineClass = try jsonObject(at: modelIndex).object["_class_name"] as? String ?? ""
-        guard !pipelineClass.hasPrefix("StableDiffusionXL"), !pipelineClass.hasPrefix("StableDiffusion3") else {
-            throw AnySizeError(.unsupportedConfig, "\(modelIndex.path): \(pipelineClass) models are not supported; use a Stable Diffusion 1.x or 2.x model")
-        }
-
         let unetConfigURL = files.unetConfig
         let unetConfig = try StableDiffusionCheckpoint.decodeConfig(UNetConfig.self, at: unetConfigURL)
         guard unetConfig.additionEmbedType == nil, unetConfig.classEmbedType == nil else {
@@ -30,6 +24,8 @@ enum DiffusersFolder {
             throw AnySizeError(.unsupportedConfig,
                 "\(schedulerURL.path): prediction_type '\(predictionName)' is not supported (epsilon or v_prediction)")
         }
+
+        _ = try files.tokenizer()  // present in one of its two forms
 
         var tensors = ComponentTensors()
         try loadWeights(files, component: .unet, into: &tensors) { .keep($0) }
@@ -57,7 +53,7 @@ enum DiffusersFolder {
     private static func loadWeights(_ files: DiffusersFolderFiles, component: ModelComponent,
                                     into tensors: inout ComponentTensors, rename: (String) -> Rename) throws {
         tensors.sources[component] = files.root.appendingPathComponent(component.rawValue).path
-        switch files.weights[component] {
+        switch try files.weights(component) {
         case .sharded(let index):
             try loadShards(index: index, component: component, into: &tensors, rename: rename)
         case .single(let url):
@@ -65,8 +61,6 @@ enum DiffusersFolder {
             for name in file.names {
                 try store(name, from: file, component: component, into: &tensors, rename: rename)
             }
-        case nil:
-            break
         }
     }
 

@@ -8,16 +8,15 @@ public enum TokenizerFiles: Equatable, Sendable {
     case vocabAndMerges(vocab: URL, merges: URL)
 
     /// The form found in `folder`: `tokenizer.json` if present, else `vocab.json` + `merges.txt`.
-    /// - Throws: `.missingComponent` naming both forms when neither is complete.
+    /// - Throws: `.fileNotFound` naming the first missing file of the second form (and the first form).
     public static func discover(in folder: URL) throws -> TokenizerFiles {
         let fm = FileManager.default
         let json = folder.appendingPathComponent("tokenizer.json")
         if fm.fileExists(atPath: json.path) { return .tokenizerJSON(json) }
         let vocab = folder.appendingPathComponent("vocab.json"), merges = folder.appendingPathComponent("merges.txt")
-        let missing = [vocab, merges].filter { !fm.fileExists(atPath: $0.path) }.map(\.lastPathComponent)
-        guard missing.isEmpty else {
-            throw AnySizeError(.missingComponent,
-                "\(folder.path): no tokenizer.json and no \(missing.joined(separator: " or ")); the tokenizer folder is incomplete, "
+        if let missing = [vocab, merges].first(where: { !fm.fileExists(atPath: $0.path) }) {
+            throw AnySizeError(.fileNotFound,
+                "\(missing.path): missing, and there is no tokenizer.json; the tokenizer folder is incomplete, "
                 + "download tokenizer/tokenizer.json (or vocab.json and merges.txt) too")
         }
         return .vocabAndMerges(vocab: vocab, merges: merges)
@@ -45,15 +44,17 @@ struct DiffusersFolderFiles {
 
     let root: URL
     let modelIndex: URL
+    /// `model_index.json`'s `_class_name`.
+    let pipelineClass: String
     let unetConfig: URL
     let vaeConfig: URL
     let textConfig: URL
     let schedulerConfig: URL
     let tokenizerFolder: URL
-    let tokenizer: TokenizerFiles
-    let weights: [ModelComponent: Weights]
 
-    /// Finds every file, refusing what is not a Stable Diffusion 1.x/2.x folder or is incomplete.
+    /// Checks the folder's layout: `model_index.json` (a JSON object naming an SD 1.x/2.x pipeline) and the five
+    /// component folders. The tokenizer files and the weights are found by `tokenizer()` and `weights(_:)`, which
+    /// the loader calls in its own order (so the first defect it meets is the one reported).
     /// - Throws: one-line `AnySizeError` naming the missing or unsupported file.
     static func discover(_ path: String) throws -> DiffusersFolderFiles {
         let root = URL(fileURLWithPath: path)
@@ -63,6 +64,14 @@ struct DiffusersFolderFiles {
             throw AnySizeError(.notAModel,
                 "\(path): not a diffusers model folder (no model_index.json); pass a folder with model_index.json, unet/, vae/, text_encoder/, tokenizer/ and scheduler/, or a .safetensors file")
         }
+        guard let data = fm.contents(atPath: modelIndex.path),
+              let index = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw AnySizeError(.corruptFile, "\(modelIndex.path): not a JSON object; fix or re-download the file")
+        }
+        let pipelineClass = index["_class_name"] as? String ?? ""
+        guard !pipelineClass.hasPrefix("StableDiffusionXL"), !pipelineClass.hasPrefix("StableDiffusion3") else {
+            throw AnySizeError(.unsupportedConfig, "\(modelIndex.path): \(pipelineClass) models are not supported; use a Stable Diffusion 1.x or 2.x model")
+        }
         for folder in ["unet", "vae", "text_encoder", "tokenizer", "scheduler"] {
             var isDirectory: ObjCBool = false
             guard fm.fileExists(atPath: root.appendingPathComponent(folder).path, isDirectory: &isDirectory),
@@ -71,18 +80,21 @@ struct DiffusersFolderFiles {
                     "\(root.appendingPathComponent(folder).path): missing; the model folder is incomplete, download the \(folder)/ folder too")
             }
         }
-        let tokenizerFolder = root.appendingPathComponent("tokenizer")
-        var weights: [ModelComponent: Weights] = [:]
-        for component in ModelComponent.allCases {
-            weights[component] = try findWeights(root.appendingPathComponent(component.rawValue),
-                                                 baseName: component == .textEncoder ? "model" : "diffusion_pytorch_model")
-        }
         return DiffusersFolderFiles(
-            root: root, modelIndex: modelIndex, unetConfig: root.appendingPathComponent("unet/config.json"),
-            vaeConfig: root.appendingPathComponent("vae/config.json"),
+            root: root, modelIndex: modelIndex, pipelineClass: pipelineClass,
+            unetConfig: root.appendingPathComponent("unet/config.json"), vaeConfig: root.appendingPathComponent("vae/config.json"),
             textConfig: root.appendingPathComponent("text_encoder/config.json"),
             schedulerConfig: root.appendingPathComponent("scheduler/scheduler_config.json"),
-            tokenizerFolder: tokenizerFolder, tokenizer: try TokenizerFiles.discover(in: tokenizerFolder), weights: weights)
+            tokenizerFolder: root.appendingPathComponent("tokenizer"))
+    }
+
+    /// The tokenizer files (`TokenizerFiles.discover`).
+    func tokenizer() throws -> TokenizerFiles { try TokenizerFiles.discover(in: tokenizerFolder) }
+
+    /// How `component`'s weights are stored.
+    func weights(_ component: ModelComponent) throws -> Weights {
+        try Self.findWeights(root.appendingPathComponent(component.rawValue),
+                             baseName: component == .textEncoder ? "model" : "diffusion_pytorch_model")
     }
 
     /// A component's weights: `B.safetensors`, else the sharded `B.safetensors.index.json`, else the `fp16`
@@ -119,11 +131,10 @@ struct DiffusersFolderFiles {
 
     /// Every safetensors file of `component` (one, or the shards in name order).
     func files(_ component: ModelComponent) throws -> [URL] {
-        switch weights[component] {
+        switch try weights(component) {
         case .single(let url): return [url]
         case .sharded(let index): return Set(try Self.shardMap(index).values).sorted()
             .map { index.deletingLastPathComponent().appendingPathComponent($0) }
-        case nil: return []
         }
     }
 }

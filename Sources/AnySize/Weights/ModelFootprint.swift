@@ -54,6 +54,7 @@ public struct ModelFootprint: Sendable {
     private static func readFolder(_ path: String) throws -> ModelFootprint {
         let files = try DiffusersFolderFiles.discover(path)
         let (unet, vae) = try StableDiffusionCheckpoint.decodeModelConfigs(folder: files.root)
+        _ = try files.tokenizer()  // refused here as by the loader
         var count = 0, text = 0
         for component in ModelComponent.allCases {
             for file in try files.files(component) {

@@ -41,7 +41,8 @@ public final class ParameterStore {
     /// Shape of a stored tensor without taking (or reading) it.
     public func shape(of name: String) -> [Int]? { tensors[name]?.shape ?? deferred[name]?.shape }
 
-    /// Takes a tensor, checking its shape; `nil` shape accepts any. A deferred tensor is read from the file now.
+    /// Takes a tensor, checking its shape; `nil` shape accepts any. A deferred tensor is read from the file now and
+    /// refused if it holds a NaN or infinity.
     public func take(_ name: String, shape: [Int]? = nil) throws -> Tensor {
         guard let stored = self.shape(of: name) else {
             throw AnySizeError(.missingTensor,
@@ -59,6 +60,12 @@ public final class ParameterStore {
             t = resident
         } else if let entry = deferred[name] {
             t = try entry.load()
+            // A NaN or infinity in any weight makes every image one colour: refuse it by name.
+            if let index = FloatConversion.firstNonFinite(t.pointer, count: t.count) {
+                throw AnySizeError(.corruptFile,
+                    "\(source): \(component) tensor '\(name)' holds \(t.pointer[index]) at element \(index) of \(t.shape); the weights "
+                    + "are damaged (a NaN or infinity makes every image one colour), download or convert the checkpoint again")
+            }
             materializedBytes += t.count * MemoryLayout<Float>.size
             materializedTensors += 1
         } else {

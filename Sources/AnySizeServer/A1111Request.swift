@@ -30,6 +30,10 @@ struct A1111Request: Decodable {
     var anysizeAttention: String?
     var anysizePromptSyntax: String?
     var anysizeLocalEdge: Int?
+    var anysizeCompose: String?
+    var anysizeHiresStrength: Double?
+    var anysizeRedilateUntil: Double?
+    var anysizeDeepShrinkEnd: Double?
     /// A1111's task id; AnySize's job id (`GET /anysize/v1/jobs/{id}`).
     var forceTaskID: String?
     /// Features AnySize does not have, by A1111 field name: refused unless unset.
@@ -44,6 +48,8 @@ struct A1111Request: Decodable {
         case resizeMode = "resize_mode", includeInitImages = "include_init_images"
         case anysizeAttention = "anysize_attention", anysizePromptSyntax = "anysize_prompt_syntax"
         case anysizeLocalEdge = "anysize_local_edge", forceTaskID = "force_task_id"
+        case anysizeCompose = "anysize_compose", anysizeHiresStrength = "anysize_hires_strength"
+        case anysizeRedilateUntil = "anysize_redilate_until", anysizeDeepShrinkEnd = "anysize_deep_shrink_end"
         case enableHR = "enable_hr", restoreFaces = "restore_faces", tiling = "tiling", scriptName = "script_name"
         case alwaysonScripts = "alwayson_scripts", refinerCheckpoint = "refiner_checkpoint"
     }
@@ -86,6 +92,10 @@ struct A1111Request: Decodable {
         anysizeAttention = try c.decodeIfPresent(String.self, forKey: .anysizeAttention)
         anysizePromptSyntax = try c.decodeIfPresent(String.self, forKey: .anysizePromptSyntax)
         anysizeLocalEdge = try integer(.anysizeLocalEdge)
+        anysizeCompose = try c.decodeIfPresent(String.self, forKey: .anysizeCompose)
+        anysizeHiresStrength = try c.decodeIfPresent(Double.self, forKey: .anysizeHiresStrength)
+        anysizeRedilateUntil = try c.decodeIfPresent(Double.self, forKey: .anysizeRedilateUntil)
+        anysizeDeepShrinkEnd = try c.decodeIfPresent(Double.self, forKey: .anysizeDeepShrinkEnd)
         forceTaskID = try c.decodeIfPresent(String.self, forKey: .forceTaskID)
         // (Inpainting options such as inpaint_full_res only act with a mask, which is refused.)
         for key in [Key.enableHR, .restoreFaces, .tiling, .scriptName, .alwaysonScripts, .refinerCheckpoint, .mask] {

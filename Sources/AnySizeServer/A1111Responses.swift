@@ -14,7 +14,9 @@ enum A1111Responses {
             "send_images": job.sendImages, "save_images": job.saveImages,
             "override_settings": ["CLIP_stop_at_last_layers": o.clipSkip, "sd_model_checkpoint": output.modelName],
             "anysize_attention": o.attention.rawValue, "anysize_prompt_syntax": o.promptSyntax.rawValue,
-            "anysize_local_edge": o.localEdge,
+            "anysize_local_edge": o.localEdge, "anysize_compose": o.composition.mode.rawValue,
+            "anysize_hires_strength": o.composition.hiresStrength, "anysize_redilate_until": o.composition.redilateUntil,
+            "anysize_deep_shrink_end": o.composition.deepShrinkEnd,
         ]
         if job.kind == .img2img {
             parameters["denoising_strength"] = o.strength

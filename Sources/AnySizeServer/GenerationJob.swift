@@ -81,6 +81,24 @@ struct GenerationJob: @unchecked Sendable {
             }
             options.attention = mode
         }
+        // Composition: as `anysize generate`, `auto` unless the request names a method.
+        var composition = CompositionOptions()
+        composition.mode = .auto
+        if let text = request.anysizeCompose {
+            guard let mode = CompositionMode(rawValue: text) else {
+                throw APIError.invalid("anysize_compose", "'\(text)' is unknown; use one of \(CompositionMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            composition.mode = mode
+        }
+        composition.hiresStrength = request.anysizeHiresStrength ?? composition.hiresStrength
+        composition.redilateUntil = request.anysizeRedilateUntil ?? composition.redilateUntil
+        composition.deepShrinkEnd = request.anysizeDeepShrinkEnd ?? composition.deepShrinkEnd
+        do {
+            try composition.validate()
+        } catch let error as AnySizeError {
+            throw APIError(422, error.message)
+        }
+        options.composition = composition
         if let text = request.anysizePromptSyntax {
             guard let syntax = PromptSyntax(rawValue: text) else {
                 throw APIError.invalid("anysize_prompt_syntax", "'\(text)' is unknown; use a1111 or plain")

@@ -289,11 +289,12 @@ final class GenerationWorker: @unchecked Sendable {
                 default: break
                 }
             }
-            let decoded = pipeline.decode(result.latents, tiling: options.vaeTiling)
+            let decoded = pipeline.decodeImages(result, tiling: options.vaeTiling)
             let attention = GenerationMetadata.attentionLabel(options.attention, result: result)
             output.attention = attention
             for b in 0 ..< decoded.dim(0) {
-                let text = GenerationMetadata.parameters(options: options, modelName: model.name, attention: attention, index: b)
+                let text = GenerationMetadata.parameters(options: options, modelName: model.name, attention: attention, index: b,
+                                                         composition: result.composition)
                 let png = try PNGWriter.encode(ImageConversion.image(fromDecoded: decoded, index: b), text: [("parameters", text)])
                 output.pngs.append(png)
                 output.seeds.append(options.seed)

@@ -27,7 +27,7 @@ struct AttentionReportCommand: ParsableCommand {
     func run() throws {
         let sizes = try AttentionReportOptions.parseSizes(self.sizes)
         let modes = try AttentionReportOptions.parseModes(attention)
-        let resolved = try sampling.request(model: model, prompt: prompt, seed: seed).resolve()
+        let resolved = try sampling.request(model: model, prompt: prompt, seed: seed, defaultCompose: .none).resolve()
         // Every canvas (and the trained-size baseline) must fit before any weights load.
         let trained = resolved.options.trainedSize ?? resolved.footprint.trainedSize
         for size in sizes + [trained] { _ = try resolved.resized(width: size.width, height: size.height) }

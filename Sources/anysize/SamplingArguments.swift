@@ -13,19 +13,20 @@ struct SamplingArguments: ParsableArguments {
     @Option(name: .customLong("local-edge"), parsing: .unconditional, help: "Canvas-edge sink tokens for local attention.") var localEdge: Int = 0
     @Option(name: .customLong("trained-size"), help: "The model's trained size WxH (default: from the model).") var trainedSize: String?
     @Option(name: .customLong("attention-memory"), parsing: .unconditional, help: "Attention scratch memory in MB (default: from physical RAM).") var attentionMemory: Int?
-    @Option(help: "How a canvas other than the trained one is composed: none, redilate, hires, deep-shrink, resize or auto (trained size: none; no side larger than trained: resize; a side larger: hires).") var compose: String = "auto"
+    @Option(help: "How a canvas other than the trained one is composed: none, redilate, hires, deep-shrink, resize or auto (trained size: none; no side larger than trained: resize; a side larger: hires). Default: auto for generate, none for attention-report (it measures attention on the canvas itself).") var compose: String?
     @Option(name: .customLong("hires-strength"), parsing: .unconditional, help: "hires: img2img strength of the pass at the target size, in (0, 1].") var hiresStrength: Double = 0.7
     @Option(name: .customLong("redilate-until"), parsing: .unconditional, help: "redilate: re-dilate the convolutions while the timestep is at least T (0 to 1000).") var redilateUntil: Double = 400
     @Option(name: .customLong("prompt-syntax"), help: "a1111 (emphasis (word:1.3), [word], BREAK) or plain.") var promptSyntax: String = "a1111"
     @Option(name: .customLong("deep-shrink-end"), parsing: .unconditional, help: "deep-shrink: shrink the inner levels while the timestep is at least (1 - E) * 1000, E in [0, 1].") var deepShrinkEnd: Double = 0.35
 
     /// The request for `model` and `prompt` with these settings (canvas left to the model).
-    func request(model: String, prompt: String, seed: UInt64) throws -> GenerationRequest {
+    /// `defaultCompose` applies when `--compose` is not given.
+    func request(model: String, prompt: String, seed: UInt64, defaultCompose: CompositionMode = .auto) throws -> GenerationRequest {
         guard let kind = SamplerKind(rawValue: sampler) else {
             throw AnySizeError(.invalidArgument, "--sampler '\(sampler)' is unknown; use one of \(SamplerKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard let mode = CompositionMode(rawValue: compose) else {
-            throw AnySizeError(.invalidArgument, "--compose '\(compose)' is unknown; use one of \(CompositionMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        guard let mode = compose.map({ CompositionMode(rawValue: $0) }) ?? defaultCompose else {
+            throw AnySizeError(.invalidArgument, "--compose '\(compose ?? "")' is unknown; use one of \(CompositionMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard let syntax = PromptSyntax(rawValue: promptSyntax) else {
             throw AnySizeError(.invalidArgument, "--prompt-syntax '\(promptSyntax)' is unknown; use a1111 or plain")

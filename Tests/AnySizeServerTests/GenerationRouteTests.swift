@@ -39,8 +39,11 @@ final class GenerationRouteTests: XCTestCase {
         options.karras = false
         options.cfgScale = 5
         options.batchSize = 2
+        options.composition.mode = .auto  // the server's default, as `anysize generate`'s: 64x64 -> resize
         let pipeline = try StableDiffusionPipeline(checkpoint: StableDiffusionCheckpoint.load(path: TestServer.tinyModel))
-        let decoded = pipeline.decode(try pipeline.generate(options).latents)
+        let result = try pipeline.generate(options)
+        XCTAssertEqual(result.composition.method, .resize)
+        let decoded = pipeline.decodeImages(result)
         let (image, bytes) = try decodePNG(images[2])
         XCTAssertEqual(image, ImageConversion.image(fromDecoded: decoded, index: 0))
         XCTAssertNotEqual(image, try decodePNG(images[0]).image)

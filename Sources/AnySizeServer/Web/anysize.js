@@ -61,7 +61,7 @@ async function generate(event) {
       prompt: $("prompt").value, negative_prompt: $("negative").value,
       width: Number($("width").value), height: Number($("height").value), steps: Number($("steps").value),
       cfg_scale: Number($("cfg").value), seed: Number($("seed").value), sampler_name: $("sampler").value,
-      anysize_attention: $("attention").value,
+      anysize_attention: $("attention").value, anysize_compose: $("compose").value,
     });
     const info = JSON.parse(result.info);
     addToGallery(result.images, info);

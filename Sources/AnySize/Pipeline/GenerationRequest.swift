@@ -107,8 +107,8 @@ public struct GenerationRequest: Sendable {
         for index in 0 ..< min(batch, 256) {
             let path = GenerationMetadata.outputPath(base, index: index, count: batch)
             try FileIO.checkOutput(path, flag: "--output", inputs: inputs)
-            if latentsOutput.map({ FileIO.resolvedPath($0) != nil && FileIO.resolvedPath($0) == FileIO.resolvedPath(path) }) ?? false
-                || latentsOutput == path {
+            if let latents = latentsOutput,
+               latents == path || (FileIO.resolvedPath(latents).map { $0 == FileIO.resolvedPath(path) } ?? false) {
                 throw AnySizeError(.invalidArgument, "--save-latents and --output both name '\(path)'; give them different paths")
             }
         }

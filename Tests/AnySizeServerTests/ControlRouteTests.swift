@@ -70,8 +70,9 @@ final class ControlRouteTests: XCTestCase {
         XCTAssertTrue(idle["current_image"] is NSNull)
 
         let run = Task {
+            // compose none: the preview is the canvas itself (a resize or hires pass previews its own render size).
             try await server.post("/sdapi/v1/txt2img", ["prompt": "x", "width": 128, "height": 96, "steps": 500, "n_iter": 2,
-                                                        "sampler_name": "Euler"] as [String: Any])
+                                                        "sampler_name": "Euler", "anysize_compose": "none"] as [String: Any])
         }
         _ = try await server.waitForProgress { ($0.state["sampling_step"] as? Int ?? 0) >= 2 }
         let running = try await server.get("/sdapi/v1/progress").object()

@@ -158,7 +158,9 @@ def measure(image):
         interior[:, 1:] &= inside[:, :-1]
         interior[:, :-1] &= inside[:, 1:]
         pixels = image[interior] if interior.any() else image[inside]
-        result.update(area=int(area), solidity=float(area / max(convex_hull_area(ys, xs), 1.0)),
+        edge = inside & ~interior  # the hull of the boundary pixels is the hull of all of them
+        by, bx = np.nonzero(edge)
+        result.update(area=int(area), solidity=float(area / max(convex_hull_area(by, bx), 1.0)),
                       object_drift=nearest(np.median(pixels, axis=0), data.OBJECT_COLOURS))
     if not objects:
         result["class"] = "empty"

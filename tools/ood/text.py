@@ -75,7 +75,7 @@ def encode(tokenizer, encoder, prompts):
 def full_vocabulary_state(encoder):
     """The text encoder's state dict with the token table widened to CLIP's 49408 rows (see the module doc)."""
     state = {k: v.clone() for k, v in encoder.state_dict().items()}
-    key = "text_model.embeddings.token_embedding.weight"
+    key = next(k for k in state if k.endswith("embeddings.token_embedding.weight"))
     small = state[key]
     regular = small.shape[0] - 2
     g = torch.Generator().manual_seed(SEED + 1)

@@ -8,10 +8,10 @@ layers_per_block 1 (SD has 2; one keeps training inside the time budget on a sha
 attention_head_dim 8 (SD1's "8 heads"), cross-attention width 16 (text.py), GroupNorm 32 groups, sample size 16
 (128 px / 8).
 Objective: SD1.5's (DDPM, 1000 steps, scaled_linear betas 0.00085-0.012, epsilon prediction), t uniform, the
-prompt replaced by "" with probability 0.1 (for classifier-free guidance). AdamW lr 5e-4 (200 warm-up steps),
+prompt replaced by "" with probability 0.1 (for classifier-free guidance). AdamW lr 8e-4 (200 warm-up steps),
 batch 16, weight EMA (decay min(0.999, (1 + step) / (10 + step))); the EMA weights are what is saved.
 Data: a pool of up to 20000 latents (VAE posterior mean and std; a fresh posterior sample each time one is used),
-4 new images encoded per step, batch drawn uniformly from the pool. Seeds: numpy data stream and torch from --seed.
+4 new images encoded per step (1 once the pool holds 2000), batch drawn uniformly from the pool. Seeds: numpy data stream and torch from --seed.
 Checkpoints (EMA UNet, diffusers save_pretrained into WORK/unet) every 200 steps and at the end; losses to stdout.
 """
 
@@ -68,7 +68,7 @@ def main():
     ema = copy.deepcopy(unet).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=5e-4, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=8e-4, weight_decay=0.0)
     abar = alphas_cumprod()
     rng = np.random.default_rng(args.seed)
     means, stds, labels = [], [], []
@@ -89,7 +89,7 @@ def main():
     start = time.time()
     step, losses = 0, []
     while time.time() - start < args.minutes * 60:
-        add(4)
+        add(4 if len(means) < 2000 else 1)
         pick = rng.integers(len(means), size=16)
         x0 = torch.stack([means[i] + stds[i] * torch.randn_like(stds[i]) for i in pick])
         label = torch.tensor([labels[i] for i in pick])
@@ -101,7 +101,7 @@ def main():
         prediction = unet(noisy, t, embeddings[label]).sample
         loss = (prediction - noise).pow(2).mean()
         for group in optimizer.param_groups:
-            group["lr"] = 5e-4 * min(1.0, (step + 1) / 200)
+            group["lr"] = 8e-4 * min(1.0, (step + 1) / 200)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)

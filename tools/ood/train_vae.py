@@ -8,6 +8,7 @@ original-layout single file loads without a config), mid-block attention, quant/
 Loss: L1 + MSE on [-1, 1] pixels plus 1e-5 x KL, Adam (--lr 1e-3, 0.3 x that for the last quarter), batch 4 of 128x128
 images drawn fresh every step and cut to a random --crop x --crop window (64; the same window for the batch: 4x
 more updates for the same compute; a last run with --crop 0 fine-tunes on whole images), from a numpy Generator seeded with --seed (torch seeded with --seed too).
+The posterior's log-variance bias starts at (at most) -6.
 Checkpoints (diffusers save_pretrained, float32) every 100 steps and at the end; losses go to stdout.
 
 After training, `scaling_factor` is fixed at SD's 0.18215 and the latent scale is folded into quant_conv and
@@ -88,6 +89,8 @@ def main():
             vae = AutoencoderKL.from_pretrained(out)
         else:
             vae = make_vae()
+        with torch.no_grad():  # start the posterior narrow (std e^-3): a wide one makes the decoder learn a blur
+            vae.quant_conv.bias[4:].clamp_(max=-6.0)
         optimizer = torch.optim.Adam(vae.parameters(), lr=args.lr)
         rng = np.random.default_rng(args.seed)
         start = time.time()

@@ -11,7 +11,8 @@ Objective: SD1.5's (DDPM, 1000 steps, scaled_linear betas 0.00085-0.012, epsilon
 prompt replaced by "" with probability 0.1 (for classifier-free guidance). AdamW lr 8e-4 (200 warm-up steps),
 batch 16, weight EMA (decay min(0.999, (1 + step) / (10 + step))); the EMA weights are what is saved.
 Data: a pool of up to 20000 latents (VAE posterior mean and std; a fresh posterior sample each time one is used),
-4 new images encoded per step (1 once the pool holds 2000), batch drawn uniformly from the pool. Seeds: numpy data stream and torch from --seed.
+4 new images encoded per step (1 once the pool holds 2000) or, with --pool-dir, the chunks
+encode_pool.py writes in a second process (read every 20 steps), batch drawn uniformly from the pool. Seeds: numpy data stream and torch from --seed.
 Checkpoints (EMA UNet, diffusers save_pretrained into WORK/unet) every 200 steps and at the end; losses to stdout.
 """
 
@@ -52,6 +53,7 @@ def main():
     parser.add_argument("--minutes", type=float, default=70)
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--pool-dir", help="take latents from encode_pool.py's chunk files here instead of encoding")
     parser.add_argument("--resume", action="store_true", help="continue from WORK/unet (EMA weights)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -85,11 +87,29 @@ def main():
                 j = int(rng.integers(POOL))
                 means[j], stds[j], labels[j] = item
 
-    add(64)
+    loaded = set()
+
+    def load_chunks():
+        for path in sorted(Path(args.pool_dir).glob("chunk-*.pt")):
+            if path.name in loaded or len(means) >= POOL:
+                continue
+            chunk = torch.load(path)
+            means.extend(chunk["mean"]), stds.extend(chunk["std"]), labels.extend(chunk["label"].tolist())
+            loaded.add(path.name)
+
+    if args.pool_dir:
+        while not means:
+            load_chunks()
+            time.sleep(0 if means else 5)
+    else:
+        add(64)
     start = time.time()
     step, losses = 0, []
     while time.time() - start < args.minutes * 60:
-        add(4 if len(means) < 2000 else 1)
+        if not args.pool_dir:
+            add(4 if len(means) < 2000 else 1)
+        elif step % 20 == 0:
+            load_chunks()
         pick = rng.integers(len(means), size=16)
         x0 = torch.stack([means[i] + stds[i] * torch.randn_like(stds[i]) for i in pick])
         label = torch.tensor([labels[i] for i in pick])

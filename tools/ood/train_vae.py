@@ -1,13 +1,17 @@
 """Trains the OOD toy model's AutoencoderKL on data.py's synthetic images (step 1 of 2; train_unet.py is step 2).
 
     /work/venv/bin/python tools/ood/train_vae.py --out /tmp/ood-work/vae --minutes 16 --seed 1
+    (the committed model: docs/OOD.md "Provenance"; logs in tools/ood/logs/)
 
 Architecture (diffusers AutoencoderKL, SD's layout at toy width): 4 levels (8x downsampling), block_out_channels
 (64, 64, 64, 64), layers_per_block 1, 4 latent channels, GroupNorm with 32 groups (LDM's fixed count, so the
-original-layout single file loads without a config), mid-block attention, quant/post-quant convs.
+original-layout single file loads without a config), mid-block attention, quant/post-quant convs. 64 channels,
+not 32: with one channel per group GroupNorm is an instance norm, and the decoder's last norm then erases the
+absolute colour of a flat background (an argument from the structure, not a measurement).
 Loss: L1 + MSE on [-1, 1] pixels plus 1e-5 x KL, Adam (--lr 1e-3, 0.3 x that for the last quarter), batch 4 of 128x128
-images drawn fresh every step and cut to a random --crop x --crop window (64; the same window for the batch: 4x
-more updates for the same compute; a last run with --crop 0 fine-tunes on whole images), from a numpy Generator seeded with --seed (torch seeded with --seed too).
+images drawn fresh every step from a numpy Generator seeded with --seed (torch seeded with --seed too), cut to
+one random --crop x --crop window (64 px, the same for the batch: 4x more updates for the same compute; --crop 0
+trains on whole images). Training stops after --minutes of wall time, so a re-run is not step-for-step identical.
 The posterior's log-variance bias starts at (at most) -6.
 Checkpoints (diffusers save_pretrained, float32) every 100 steps and at the end; losses go to stdout.
 

@@ -72,7 +72,7 @@ def run_method(args, size_name, width, height, attention, compose, folder):
         seconds += time.time() - start
         if done.returncode != 0:
             log.write(done.stderr)
-            return [], [], seconds, done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
+            return [], [], seconds, done.stderr.strip() or f"exit status {done.returncode}"
         latents.append(stem.with_suffix(".safetensors"))
         pngs += [folder / (f"p{k}-{i + 1}.png" if count > 1 else f"p{k}.png") for i in range(count)]
     return latents, pngs, seconds, None
@@ -131,11 +131,12 @@ def main():
             folder = out / "runs" / size_name / name
             latents, pngs, seconds, error = run_method(args, size_name, width, height, attention, compose, folder)
             if error:
+                first = error.splitlines()[0]
                 if compose is not None and "compose" in error:
                     rejected.add(compose)
-                    print(f"--compose {compose}: rejected by the binary ({error}); skipped", flush=True)
+                    print(f"--compose {compose}: rejected by the binary ({first}); skipped", flush=True)
                     continue
-                raise SystemExit(f"{size_name} {name}: anysize failed: {error} (log: {folder / 'anysize.log'})")
+                raise SystemExit(f"{size_name} {name}: anysize failed: {first} (log: {folder / 'anysize.log'})")
             results = metric.evaluate(latents, vae)
             summary = metric.aggregate(results)
             row = dict(size=size_name, width=width, height=height, method=name, **summary,
@@ -148,6 +149,9 @@ def main():
         if grid_rows:
             grid(grid_rows, grid_labels, out / "grids" / f"{size_name}.png", args.grid_columns)
 
+    if not rows:
+        raise SystemExit("no method ran: every --compose value was rejected by the binary ("
+                         + ", ".join(sorted(rejected)) + "); omit --compose for a binary without it")
     with open(out / "table.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

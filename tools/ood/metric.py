@@ -28,12 +28,12 @@ Each image is decoded with the toy VAE (diffusers, float32) to RGB in [0, 1], th
        data.OBJECT_COLOURS, and
      - the distance from the background plane's value at the image centre to the nearest colour of
        data.BACKGROUND_COLOURS,
-   (only the second term for an empty image), as Euclidean RGB distance in [0, 1] units times 10 (so 1.0 is a
-   tenth of full scale in every... distance; the VAE's own round trip of training images sets the floor).
+   (only the second term for an empty image), as Euclidean RGB distance in [0, 1] units times 10 (1.0 = a
+   distance of 0.1; the VAE's own round trip of training images sets the floor, 1.40: tools/ood/baseline.py).
    The trained size gives the baseline to compare against.
 
 Aggregate (per file or group of files): the fraction of images in each class, the mean object count, and the mean
-colour drift. Object pixels are also counted by the class `objects` (mean number of objects per image).
+colour drift.
 """
 
 import argparse
@@ -187,6 +187,8 @@ def aggregate(results):
 def load_latents(path):
     from safetensors.torch import load_file
 
+    if not Path(path).is_file():
+        raise SystemExit(f"{path}: no such file; pass the .safetensors written by anysize generate --save-latents")
     tensors = load_file(str(path))
     if "latents" not in tensors:
         raise SystemExit(f"{path}: no 'latents' tensor (keys: {', '.join(tensors)}); write it with anysize generate --save-latents")

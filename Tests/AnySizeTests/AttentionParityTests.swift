@@ -31,12 +31,7 @@ final class AttentionParityTests: XCTestCase {
         let cases: [Case]
     }
 
-    static func index() throws -> Index {
-        let data = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.path("attention/index.json")))
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(Index.self, from: data)
-    }
+    static func index() throws -> Index { try Fixtures.decode(Index.self, "attention/index.json") }
 
     static func options(_ c: Case) throws -> GenerationOptions {
         var o = GenerationOptions(prompt: c.prompt, width: c.width, height: c.height, seed: c.seed)

@@ -35,12 +35,7 @@ final class CompositionParityTests: XCTestCase {
         let cases: [Case]
     }
 
-    static func index() throws -> Index {
-        let data = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.path("composition/index.json")))
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(Index.self, from: data)
-    }
+    static func index() throws -> Index { try Fixtures.decode(Index.self, "composition/index.json") }
 
     static func options(_ c: Case) throws -> GenerationOptions {
         var o = GenerationOptions(prompt: c.prompt, width: c.width, height: c.height, seed: c.seed)

@@ -15,6 +15,13 @@ enum Fixtures {
 
     static func path(_ relative: String) throws -> String { try root.appendingPathComponent(relative).path }
 
+    /// Decodes the JSON fixture at `relative` (snake_case keys, as the Python fixture scripts write them).
+    static func decode<T: Decodable>(_ type: T.Type, _ relative: String) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(type, from: Data(contentsOf: root.appendingPathComponent(relative)))
+    }
+
     /// The reference index written by tools/make_fixtures.py.
     static func referenceIndex() throws -> [String: Any] {
         var text = try String(contentsOf: root.appendingPathComponent("reference/index.json"), encoding: .utf8)

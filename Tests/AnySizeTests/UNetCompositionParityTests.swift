@@ -70,12 +70,7 @@ final class UNetCompositionParityTests: XCTestCase {
         let e2eCases: [E2ECase]
     }
 
-    static func index() throws -> Index {
-        let data = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.path("unet-composition/index.json")))
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(Index.self, from: data)
-    }
+    static func index() throws -> Index { try Fixtures.decode(Index.self, "unet-composition/index.json") }
 
     static func outputs() throws -> SafeTensorsFile {
         try SafeTensorsFile(path: try Fixtures.path("unet-composition/outputs.safetensors"))

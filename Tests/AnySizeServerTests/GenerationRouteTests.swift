@@ -12,7 +12,7 @@ final class GenerationRouteTests: XCTestCase {
             "prompt": "a (red:1.2) cube", "negative_prompt": "blur", "width": 64, "height": 64, "steps": 3, "seed": 42,
             "sampler_name": "Euler a", "cfg_scale": 5, "batch_size": 2, "n_iter": 2, "subseed": 7,
             "enable_hr": false, "restore_faces": false, "alwayson_scripts": [String: Any](), "styles": [String](),
-            "some_future_field": "ignored",
+            "some_future_field": "ignored", "anysize_compose": "none",
         ] as [String: Any])
         await server.stop()
         XCTAssertEqual(answer.status, 200, answer.detail)
@@ -23,6 +23,7 @@ final class GenerationRouteTests: XCTestCase {
         XCTAssertEqual(parameters["width"] as? Int, 64)
         XCTAssertEqual(parameters["sampler_name"] as? String, "Euler a")
         XCTAssertEqual(parameters["seed"] as? Int, 42)
+        XCTAssertEqual(parameters["anysize_compose"] as? String, "none")
         let infoText = try XCTUnwrap(body["info"] as? String)
         let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(infoText.utf8)) as? [String: Any])
         XCTAssertEqual(info["seed"] as? Int, 42)
@@ -39,11 +40,8 @@ final class GenerationRouteTests: XCTestCase {
         options.karras = false
         options.cfgScale = 5
         options.batchSize = 2
-        options.composition.mode = .auto  // the server's default, as `anysize generate`'s: 64x64 -> resize
         let pipeline = try StableDiffusionPipeline(checkpoint: StableDiffusionCheckpoint.load(path: TestServer.tinyModel))
-        let result = try pipeline.generate(options)
-        XCTAssertEqual(result.composition.method, .resize)
-        let decoded = pipeline.decodeImages(result)
+        let decoded = pipeline.decodeImages(try pipeline.generate(options))
         let (image, bytes) = try decodePNG(images[2])
         XCTAssertEqual(image, ImageConversion.image(fromDecoded: decoded, index: 0))
         XCTAssertNotEqual(image, try decodePNG(images[0]).image)
@@ -66,6 +64,7 @@ final class GenerationRouteTests: XCTestCase {
         let body = try answer.object()
         XCTAssertEqual((body["images"] as? [String])?.count, 0)
         XCTAssertEqual((body["parameters"] as? [String: Any])?["width"] as? Int, 512)
+        XCTAssertEqual((body["parameters"] as? [String: Any])?["anysize_compose"] as? String, "auto", "the default, as generate's")
         XCTAssertEqual(saved.filter { $0.hasSuffix(".png") }.count, 1)
         let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data((body["info"] as? String ?? "").utf8)) as? [String: Any])
         XCTAssertEqual(info["clip_skip"] as? Int, 2)

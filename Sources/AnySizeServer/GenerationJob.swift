@@ -90,14 +90,19 @@ struct GenerationJob: @unchecked Sendable {
             }
             composition.mode = mode
         }
-        composition.hiresStrength = request.anysizeHiresStrength ?? composition.hiresStrength
-        composition.redilateUntil = request.anysizeRedilateUntil ?? composition.redilateUntil
-        composition.deepShrinkEnd = request.anysizeDeepShrinkEnd ?? composition.deepShrinkEnd
-        do {
-            try composition.validate()
-        } catch let error as AnySizeError {
-            throw APIError(422, error.message)
+        // Each value checked on its own, so the answer names the field at fault.
+        func set(_ field: String, _ value: Double?, _ path: WritableKeyPath<CompositionOptions, Double>) throws {
+            guard let value else { return }
+            composition[keyPath: path] = value
+            do {
+                try composition.validate()
+            } catch let error as AnySizeError {
+                throw APIError.invalid(field, error.message)
+            }
         }
+        try set("anysize_hires_strength", request.anysizeHiresStrength, \.hiresStrength)
+        try set("anysize_redilate_until", request.anysizeRedilateUntil, \.redilateUntil)
+        try set("anysize_deep_shrink_end", request.anysizeDeepShrinkEnd, \.deepShrinkEnd)
         options.composition = composition
         if let text = request.anysizePromptSyntax {
             guard let syntax = PromptSyntax(rawValue: text) else {

@@ -30,7 +30,7 @@ final class RequestLimitTests: XCTestCase {
             ("txt2img", ["anysize_attention": "fast"], "anysize_attention"),
             ("txt2img", ["anysize_prompt_syntax": "comfy"], "anysize_prompt_syntax"),
             ("txt2img", ["anysize_compose": "tile"], "anysize_compose"),
-            ("txt2img", ["anysize_hires_strength": 1.5], "hires"),
+            ("txt2img", ["anysize_hires_strength": 1.5], "anysize_hires_strength"),
             ("txt2img", ["override_settings": ["CLIP_stop_at_last_layers": 0]], "override_settings.CLIP_stop_at_last_layers"),
             ("txt2img", ["override_settings": ["sd_model_checkpoint": "nope"]], "override_settings.sd_model_checkpoint"),
             ("txt2img", ["override_settings": "none"], "override_settings"),

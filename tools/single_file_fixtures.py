@@ -35,6 +35,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import sd_checkpoint as ckpt
+from verify_fixtures import same
 from make_fixtures import (FIXTURES, FULL_VOCAB, MODELS, PROMPTS, REFERENCE, SD2_YAML, UNET_ATTENTION_GAIN,
                            f16, load_tokenizer, make_scheduler, randomize, schedule_buffers, token_ids, write_json,
                            write_tokenizer)
@@ -172,16 +173,6 @@ def config_folder(name, built, full_tokenizer, work):
     shutil.rmtree(target / "tokenizer")
     shutil.copytree(full_tokenizer, target / "tokenizer")
     return target
-
-
-def same(a, b, what):
-    if set(a) != set(b):
-        raise AssertionError(f"{what}: keys differ: only left {sorted(set(a) - set(b))[:5]}, "
-                             f"only right {sorted(set(b) - set(a))[:5]}")
-    for k in a:
-        x, y = a[k].float(), b[k].float()
-        if x.shape != y.shape or not torch.equal(x, y):
-            raise AssertionError(f"{what}: tensor {k} differs ({tuple(x.shape)} vs {tuple(y.shape)})")
 
 
 def load_pipeline(name, config, dtype=torch.float32):

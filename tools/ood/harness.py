@@ -13,7 +13,8 @@ default) with --save-latents and --output, then scores the latents with metric.p
 Sizes are factors of the trained side (--trained, 128 px): "2" is 2x by 2x, "2x1" is 2x wide and 1x tall; sides
 round to multiples of 8 (AnySize's rule) and at least 64. A method is an --attention value, optionally with a
 --compose value ("scaled+hires"); --compose is passed only when --compose values are given. A --compose value
-the binary rejects (non-zero exit naming --compose) is skipped and listed as rejected.
+the binary rejects at a size (non-zero exit naming --compose, e.g. resize above the trained size) is skipped at
+that size and listed as rejected.
 Seeds: image i of a method uses prompt PROMPTS[i % 4] and seed --seed-base + i; the images of one prompt run as
 one batch (--batch-size), so AnySize numbers the batch's seeds itself (same for every method and size).
 """
@@ -125,16 +126,14 @@ def main():
         width, height = parse_size(size_name, args.trained)
         grid_rows, grid_labels = [], []
         for attention, compose in methods:
-            if compose in rejected:
-                continue
             name = attention if compose is None else f"{attention}+{compose}"
             folder = out / "runs" / size_name / name
             latents, pngs, seconds, error = run_method(args, size_name, width, height, attention, compose, folder)
             if error:
                 first = error.splitlines()[0]
                 if compose is not None and "compose" in error:
-                    rejected.add(compose)
-                    print(f"--compose {compose}: rejected by the binary ({first}); skipped", flush=True)
+                    rejected.add((size_name, compose))
+                    print(f"{size_name} --compose {compose}: rejected by the binary ({first}); skipped", flush=True)
                     continue
                 raise SystemExit(f"{size_name} {name}: anysize failed: {first} (log: {folder / 'anysize.log'})")
             results = metric.evaluate(latents, vae)
@@ -151,7 +150,7 @@ def main():
 
     if not rows:
         raise SystemExit("no method ran: every --compose value was rejected by the binary ("
-                         + ", ".join(sorted(rejected)) + "); omit --compose for a binary without it")
+                         + ", ".join(sorted({c for _, c in rejected})) + "); omit --compose for a binary without it")
     with open(out / "table.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -168,7 +167,7 @@ def main():
                      f"{r['drift']:.2f} | {r['seconds_per_image']:.2f} |")
     if rejected:
         lines.append("")
-        lines.append("Rejected by the binary (skipped): " + ", ".join(f"--compose {c}" for c in sorted(rejected)))
+        lines.append("Rejected by the binary (skipped): " + ", ".join(f"--compose {c} at {n}" for n, c in sorted(rejected)))
     lines.append("")
     lines.append(f"{args.seeds} images per row (prompts {', '.join(PROMPTS)}; seeds from {args.seed_base}), "
                  f"{args.steps} steps, cfg {args.cfg_scale}, model {args.model}.")

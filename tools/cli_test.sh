@@ -134,6 +134,18 @@ run "deep shrink end 2" 1 "--deep-shrink-end" -- generate --model model --prompt
 run "hires with an init image" 1 "cannot use --init-image" -- generate --model model --prompt x --width 64 --height 64 \
   --steps 1 --compose hires --init-image init.png --output hires-init.png
 
+# Montage (the `make run` grid): panels side by side with labels; bad input: one line, nothing written or replaced.
+run "montage" 0 "wrote grid.png" -- montage ok.png auto.png --labels "a" "b" --output grid.png
+check "montage size: 8 + 64 + 8 + 64 + 8 wide, 8 + 26 + 64 + 8 high" \
+  test "$(od -An -tu1 -j16 -N8 grid.png | tr -s ' ')" = " 0 0 0 152 0 0 0 106"
+ok_sum="$(sum ok.png)"
+run "montage onto an input" 1 "destroy the input" -- montage ok.png auto.png --output ok.png
+check "montage input unchanged" test "$(sum ok.png)" = "$ok_sum"
+run "montage label count" 1 "1 label(s) for 2 image(s)" -- montage ok.png auto.png --labels "a" --output g2.png
+run "montage of a non-PNG" 1 "is not a PNG file" -- montage ok.png model/model_index.json --output g2.png
+run "montage without images" 1 "at least one image" -- montage --output g2.png
+check "no montage written on errors" test ! -e g2.png
+
 # SIGTERM while writing (previews every step, a few kill times): no temporary file is left behind.
 mkdir sig
 for delay in 0.4 0.8 1.2; do

@@ -8,7 +8,8 @@ struct AnySizeCommand: ParsableCommand {
         commandName: "anysize",
         abstract: "Stable Diffusion 1.x/2.x on the CPU at any canvas size.",
         version: AnySizeVersion.string,
-        subcommands: [InfoCommand.self, GenerateCommand.self, AttentionReportCommand.self, BenchCommand.self, ServeCommand.self])
+        subcommands: [InfoCommand.self, GenerateCommand.self, AttentionReportCommand.self, BenchCommand.self, ServeCommand.self,
+                      MontageCommand.self])
 
     /// Errors print as `error: <message>` (one line for `AnySizeError`) and exit with status 1.
     static var _errorPrefix: String { "error: " }

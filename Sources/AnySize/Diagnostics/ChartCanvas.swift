@@ -40,6 +40,18 @@ struct ChartCanvas {
         image.pixels[i + 2] = mix(image.pixels[i + 2], color.b)
     }
 
+    /// Copies `source` with its top-left corner at (x, y); pixels outside the canvas are dropped.
+    mutating func paste(_ source: RGBImage, x: Int, y: Int) {
+        for row in 0 ..< source.height where y + row >= 0 && y + row < height {
+            for column in 0 ..< source.width where x + column >= 0 && x + column < width {
+                let i = ((y + row) * width + x + column) * 3, j = (row * source.width + column) * 3
+                image.pixels[i] = source.pixels[j]
+                image.pixels[i + 1] = source.pixels[j + 1]
+                image.pixels[i + 2] = source.pixels[j + 2]
+            }
+        }
+    }
+
     /// Fills the pixels x0 ..< x1, y0 ..< y1.
     mutating func fill(x0: Int, y0: Int, x1: Int, y1: Int, _ color: ChartColor, alpha: Double = 1) {
         for y in max(y0, 0) ..< min(y1, height) where y1 > y0 {

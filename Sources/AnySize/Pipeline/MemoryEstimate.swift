@@ -1,4 +1,5 @@
 import Foundation
+import AnySizeKernels
 
 /// The peak resident memory of one generation, estimated from the model's configs before any weights load.
 ///
@@ -41,6 +42,7 @@ public struct MemoryEstimate: Sendable {
                 workers: Int = Parallel.threadCount) {
         let f = 1 << max(0, model.vae.blockOutChannels.count - 1)
         let canvas = Self.largestCanvas(model: model, options: options, img2img: img2img ?? (options.initImage != nil))
+        let dilation = Self.largestDilation(model: model, options: options, img2img: img2img ?? (options.initImage != nil))
         let h = canvas.height / f, w = canvas.width / f
         // Batch-dependent terms saturate at Int.max instead of overflowing (a batch of 10^12 is refused, not a crash).
         let batch = options.batchCount
@@ -50,7 +52,7 @@ public struct MemoryEstimate: Sendable {
         // Latents, scaled input, guided input, output, guidance result and scheduler history: a few latents.
         let sampler = Saturating.multiply(rows, 8 * model.unet.inChannels * h * w)
         unetActivations = Saturating.multiply(4, Saturating.add(
-            Saturating.multiply(rows, Self.unetFloats(model.unet, height: h, width: w)), sampler))
+            Saturating.multiply(rows, Self.unetFloats(model.unet, height: h, width: w, dilation: dilation)), sampler))
         attentionScratch = Self.attentionScratch(tokens: h * w, budget: options.attentionMemory, workers: workers)
         let tile = options.vaeTiling.tileSize(width: canvas.width, height: canvas.height).map { max(1, $0 / f) }
         let th = min(tile ?? h, h), tw = min(tile ?? w, w)
@@ -69,7 +71,8 @@ public struct MemoryEstimate: Sendable {
                 + 4 * model.vae.inChannels * pixels, latents)
         }
         vae = max(decode, encode)
-        overhead = Self.baseOverhead + (64 << 20) + (64 << 20)  // + im2col columns + feed-forward chunk
+        // + im2col columns + feed-forward chunk (+ re-dilation's sub-grid groups, `DilatedConvolution`)
+        overhead = Self.baseOverhead + (64 << 20) + (64 << 20) + (dilation > 1 ? DilatedConvolution().maxScratchBytes : 0)
     }
 
     /// The largest canvas any pass of the options' composition samples and decodes (the target for `none`; the
@@ -83,6 +86,18 @@ public struct MemoryEstimate: Sendable {
         guard let plan = try? CompositionPlan.resolve(request) else { return (options.width, options.height) }
         let largest = plan.largestPass
         return largest.width * largest.height > options.width * options.height ? largest : (options.width, options.height)
+    }
+
+    /// The largest re-dilation factor of any model call of the options' composition (1: none; `redilate` on a
+    /// canvas above the trained one, and `auto` when it picks re-dilation).
+    public static func largestDilation(model: ModelFootprint, options: GenerationOptions, img2img: Bool) -> Double {
+        let f = 1 << max(0, model.vae.blockOutChannels.count - 1)
+        let trained = options.trainedSize ?? model.trainedSize
+        let request = CompositionRequest(width: options.width, height: options.height, trainedWidth: trained.width,
+                                         trainedHeight: trained.height, latentFactor: f, steps: options.steps,
+                                         img2img: img2img, options: options.composition, unet: model.unet)
+        guard let plan = try? CompositionPlan.resolve(request) else { return 1 }
+        return plan.passes.map { pass in request.callTimesteps.map { pass.unetCall($0).dilation }.max() ?? 1 }.max() ?? 1
     }
 
     /// One line for `--verbose`.
@@ -150,14 +165,26 @@ public struct MemoryEstimate: Sendable {
     }
 
     /// Peak live floats of one batch row of the UNet on an `height` x `width` latent, traced block by block.
-    static func unetFloats(_ c: UNetConfig, height: Int, width: Int) -> Int {
+    /// `dilation` > 1 (re-dilation of the resnets outside level 0): a fractional factor convolves a copy of each
+    /// conv input resized by r = ceil(d) / d per side and resizes the result back (`Conv2D.redilated`), so the
+    /// resized input and output (r^2 times their size) are alive with the block's tensors.
+    static func unetFloats(_ c: UNetConfig, height: Int, width: Int, dilation: Double = 1) -> Int {
         let ch = c.blockOutChannels, levels = ch.count
         func n(_ level: Int) -> Int { UNetGeometry.grid(height, level: level) * UNetGeometry.grid(width, level: level) }
         var skips: [(channels: Int, level: Int)] = []
         var peak = 0
         func note(_ working: Int) { peak = max(peak, skips.reduce(0) { $0 + $1.channels * n($1.level) } + working) }
         // ResnetBlock2D: x, norm1(x), conv1 -> then x, h, norm2(h), conv2 (and the shortcut).
-        func resnet(_ cin: Int, _ cout: Int, _ level: Int) { note(max(2 * cin + cout, cin + 3 * cout) * n(level)) }
+        let r = dilation > 1 ? dilation.rounded(.up) / dilation : 1
+        func resized(_ floats: Int) -> Int { Int((Double(floats) * r * r).rounded(.up)) }
+        func resnet(_ cin: Int, _ cout: Int, _ level: Int) {
+            note(max(2 * cin + cout, cin + 3 * cout) * n(level))
+            guard level > 0, r > 1 else { return }
+            // conv1: x, norm1(x), its resized copy, the dilated output there, the output resized back;
+            // conv2: x, h, norm2(h), its resized copy, the dilated output there, the output resized back.
+            note((2 * cin + cout) * n(level) + resized((cin + cout) * n(level)))
+            note((cin + 3 * cout) * n(level) + resized(2 * cout * n(level)))
+        }
         // Transformer2DModel: input, tokens, norm1, q, k, v, attention output, to_out.
         func transformer(_ channels: Int, _ level: Int) { note(8 * channels * n(level)) }
 

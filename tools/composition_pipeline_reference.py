@@ -5,7 +5,7 @@
 Written from METHODS.md, not from the Swift code:
 
     trained-area canvas  w = sqrt(Wt Ht W / H), h = sqrt(Wt Ht H / W) (float64), each rounded to the nearest
-                         multiple of 64 px, halves up: 64 * floor(x / 64 + 1/2), at least 64
+                         multiple of 8 px, halves up: 8 * floor(x / 8 + 1/2), at least 8
     hires                pass 1: StableDiffusionPipeline(output_type="latent") at the trained-area canvas, all steps;
                          torch.nn.functional.interpolate(latents, size=target latent grid, mode="bicubic",
                          align_corners=False); pass 2: StableDiffusionImg2ImgPipeline with those latents as `image`
@@ -31,10 +31,10 @@ def trained_area_canvas(width, height, trained_width, trained_height):
     w = math.sqrt(area * width / height)
     h = math.sqrt(area * height / width)
 
-    def round64(x):
-        return 64 * max(1, math.floor(x / 64 + 0.5))
+    def round8(x):
+        return 8 * max(1, math.floor(x / 8 + 0.5))
 
-    return round64(w), round64(h)
+    return round8(w), round8(h)
 
 
 def auto_method(width, height, trained_width, trained_height):
@@ -97,8 +97,9 @@ def resize(txt2img, width, height, trained, generator, **common):
 if __name__ == "__main__":
     # Self-checks of the formulas.
     assert trained_area_canvas(1024, 1024, 512, 512) == (512, 512)
-    assert trained_area_canvas(1024, 512, 512, 512) == (704, 384)
-    assert trained_area_canvas(256, 384, 512, 512) == (448, 640)
+    assert trained_area_canvas(1024, 512, 512, 512) == (728, 360)
+    assert trained_area_canvas(256, 384, 512, 512) == (416, 624)
+    assert trained_area_canvas(256, 128, 128, 128) == (184, 88)
     x = torch.randn(2, 3, 12, 18, dtype=torch.float64)
     assert torch.allclose(area_resize(x, 4, 6), F.avg_pool2d(x, 3))
     assert torch.allclose(area_resize(x, 12, 18), x)

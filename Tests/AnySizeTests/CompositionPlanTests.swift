@@ -10,14 +10,20 @@ final class CompositionPlanTests: XCTestCase {
                            img2img: img2img, options: CompositionOptions(mode: mode))
     }
 
-    func testTrainedAreaCanvasRoundsSidesToMultiplesOf64() {
-        let cases: [((Int, Int), (Int, Int))] = [((1024, 1024), (512, 512)), ((1024, 512), (704, 384)),
-                                                  ((256, 384), (448, 640)), ((768, 768), (512, 512)),
+    func testTrainedAreaCanvasRoundsSidesToMultiplesOf8() {
+        // 1024x512: sqrt(2) * 512 = 724.08 -> 728, 362.04 -> 360; 256x384: 418.05 -> 416, 627.07 -> 624.
+        let cases: [((Int, Int), (Int, Int))] = [((1024, 1024), (512, 512)), ((1024, 512), (728, 360)),
+                                                  ((256, 384), (416, 624)), ((768, 768), (512, 512)),
                                                   ((256, 256), (512, 512)), ((4096, 64), (4096, 64))]
         for (target, expected) in cases {
             let c = CompositionGeometry.trainedAreaCanvas(width: target.0, height: target.1, trainedWidth: 512, trainedHeight: 512)
             XCTAssertEqual([c.width, c.height], [expected.0, expected.1], "\(target)")
         }
+        // The toy model's one-sided canvas (docs/OOD.md): 181.02 -> 184, 90.51 -> 88 (2.09:1; multiples of 64 gave 192x64).
+        let toy = CompositionGeometry.trainedAreaCanvas(width: 256, height: 128, trainedWidth: 128, trainedHeight: 128)
+        XCTAssertEqual([toy.width, toy.height], [184, 88])
+        // Halves round up: 20 = 8 * 2.5 -> 24.
+        XCTAssertEqual(CompositionGeometry.trainedAreaCanvas(width: 20, height: 20, trainedWidth: 20, trainedHeight: 20).width, 24)
     }
 
     func testAutoPicksByCanvas() throws {
@@ -43,9 +49,9 @@ final class CompositionPlanTests: XCTestCase {
 
     func testResizeRendersAtTheTrainedAreaAndRefusesLargerCanvases() throws {
         let plan = try CompositionPlan.resolve(request(256, 384, .resize))
-        XCTAssertEqual(plan.passes.map { [$0.width, $0.height] }, [[448, 640]])
+        XCTAssertEqual(plan.passes.map { [$0.width, $0.height] }, [[416, 624]])
         XCTAssertEqual(plan.output, .areaAveragedImage)
-        XCTAssertEqual(plan.relativeCost, Double(448 * 640) / Double(256 * 384), accuracy: 1e-9)
+        XCTAssertEqual(plan.relativeCost, Double(416 * 624) / Double(256 * 384), accuracy: 1e-9)
         XCTAssertThrowsError(try CompositionPlan.resolve(request(1024, 512, .resize)))
         XCTAssertThrowsError(try CompositionPlan.resolve(request(256, 256, .resize, img2img: true)))
         XCTAssertThrowsError(try CompositionPlan.resolve(request(1024, 1024, .hires, img2img: true)))
@@ -119,6 +125,27 @@ final class CompositionPlanTests: XCTestCase {
         XCTAssertEqual(composed.peak, MemoryEstimate(model: model, options: trained).peak)
     }
 
+    /// Re-dilation adds the sub-grid scratch, and a fractional factor the resized conv inputs and outputs.
+    func testMemoryEstimateCoversReDilation() {
+        let model = ModelFootprint(unet: UNetConfig(), vae: VAEConfig(), parameterCount: 1_066_235_307)
+        func estimate(_ side: Int, _ mode: CompositionMode) -> MemoryEstimate {
+            var options = GenerationOptions(prompt: "a cat", width: side, height: side, seed: 3)
+            options.composition.mode = mode
+            return MemoryEstimate(model: model, options: options)
+        }
+        XCTAssertEqual(MemoryEstimate.largestDilation(model: model, options: GenerationOptions(prompt: "", width: 768, height: 768, seed: 1),
+                                                      img2img: false), 1)
+        for side in [768, 1024] {
+            let direct = estimate(side, .none), redilated = estimate(side, .redilate)
+            XCTAssertEqual(redilated.overhead - direct.overhead, 64 << 20, "\(side)")
+            XCTAssertGreaterThanOrEqual(redilated.unetActivations, direct.unetActivations, "\(side)")
+        }
+        // d = 2 (1024 on 512) keeps the activations; d = 1.5 (768) convolves level-1 copies (2 / 1.5)^2 larger.
+        XCTAssertEqual(estimate(1024, .redilate).unetActivations, estimate(1024, .none).unetActivations)
+        XCTAssertGreaterThan(estimate(768, .redilate).unetActivations, estimate(768, .none).unetActivations)
+        XCTAssertEqual(estimate(768, .deepShrink).overhead, estimate(768, .none).overhead)
+    }
+
     /// `bench --component sample` runs the plan's passes and reports the method and its estimated cost.
     func testBenchSampleRunsThePlan() throws {
         var options = BenchmarkOptions(component: .sample, width: 576, height: 512, repeats: 1, warmup: 0)
@@ -126,7 +153,7 @@ final class CompositionPlanTests: XCTestCase {
         options.composition.mode = .hires
         let result = try Benchmark.run(checkpoint: try Fixtures.checkpoint("tiny-sd1"), options: options)
         let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.jsonLine.utf8)) as? [String: Any])
-        XCTAssertEqual(object["compose"] as? String, "hires: 512x512, then 576x512 at strength 0.7")
+        XCTAssertEqual(object["compose"] as? String, "hires: 544x480, then 576x512 at strength 0.7")
         XCTAssertNotNil(object["estimated_relative_cost"] as? Double)
         options.steps = 0
         XCTAssertThrowsError(try options.validate())

@@ -97,16 +97,21 @@ public struct CompositionPlan: Sendable {
 
 /// Canvas arithmetic shared by the methods.
 public enum CompositionGeometry {
+    /// Pass canvases are rounded to multiples of this many pixels: one latent pixel of SD's VAE, AnySize's size rule
+    /// and the granularity A1111 and diffusers accept.
+    public static let sideMultiple = 8
+
     /// The canvas with the trained area and the target's aspect: exact sides w = sqrt(Wt Ht W / H) and
-    /// h = sqrt(Wt Ht H / W) (double precision), each rounded to the nearest multiple of 64 px, halves up
-    /// (64 * floor(x / 64 + 1/2)), and at least 64. 1024x1024 on 512x512 -> 512x512; 1024x512 -> 704x384;
-    /// 256x384 -> 448x640.
+    /// h = sqrt(Wt Ht H / W) (double precision), each rounded to the nearest multiple of 8 px, halves up
+    /// (8 * floor(x / 8 + 1/2)), and at least 8. 1024x1024 on 512x512 -> 512x512; 1024x512 -> 728x360;
+    /// 256x384 -> 416x624; 256x128 on 128x128 -> 184x88.
     public static func trainedAreaCanvas(width: Int, height: Int, trainedWidth: Int, trainedHeight: Int) -> (width: Int, height: Int) {
         let area = Double(trainedWidth) * Double(trainedHeight)
         let w = (area * Double(width) / Double(height)).squareRoot()
         let h = (area * Double(height) / Double(width)).squareRoot()
-        func round64(_ x: Double) -> Int { 64 * max(1, Int((x / 64 + 0.5).rounded(.down))) }
-        return (round64(w), round64(h))
+        let m = Double(sideMultiple)
+        func round(_ x: Double) -> Int { sideMultiple * max(1, Int((x / m + 0.5).rounded(.down))) }
+        return (round(w), round(h))
     }
 
     /// Model calls of an img2img pass at `strength` over `steps` (diffusers: int(steps * strength), at most steps).

@@ -22,6 +22,7 @@ one batch (--batch-size), so AnySize numbers the batch's seeds itself (same for 
 import argparse
 import csv
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -68,6 +69,7 @@ def run_method(args, size_name, width, height, attention, compose, folder):
             command += ["--trained-size", f"{args.trained}x{args.trained}"]
         if compose is not None:
             command += ["--compose", compose]
+        command += shlex.split(args.extra)
         start = time.time()
         done = subprocess.run(command, stdout=log, stderr=subprocess.PIPE, text=True)
         seconds += time.time() - start
@@ -112,6 +114,8 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cfg-scale", type=float, default=7.5)
     parser.add_argument("--grid-columns", type=int, default=8)
+    parser.add_argument("--extra", default="", help="more `anysize generate` arguments for every run, e.g. "
+                        "\"--hires-strength 0.5\" (appended to each method's name)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -127,6 +131,8 @@ def main():
         grid_rows, grid_labels = [], []
         for attention, compose in methods:
             name = attention if compose is None else f"{attention}+{compose}"
+            if args.extra:
+                name += f" ({args.extra})"
             folder = out / "runs" / size_name / name
             latents, pngs, seconds, error = run_method(args, size_name, width, height, attention, compose, folder)
             if error:

@@ -1,5 +1,6 @@
 # AnySize — two commands on a fresh Debian machine (as root):
-#   make run    install system packages if missing, build (release), generate out/demo.png with the bundled demo model
+#   make run    install system packages if missing, build (release), write out/demo.png (a grid of three images) with
+#               the bundled demo model
 #   make test   install system packages if missing, run the whole test suite (release build), then the CLI checks
 #               of tools/cli_test.sh against the built binary
 # `make` alone lists the targets.
@@ -36,14 +37,14 @@ SWIFT_FLAGS := -c release -Xswiftc -Ounchecked $(if $(TARGET_CPU),-Xswiftc -targ
 
 help:
 	@echo "AnySize make targets:"
-	@echo "  make run      install system packages if missing, build, write $(OUT)/demo.png and $(OUT)/demo-direct.png:"
-	@echo "                the bundled toy model at twice its trained side, composed (auto) and sampled directly"
+	@echo "  make run      install system packages if missing, build, write $(OUT)/demo.png: the bundled toy model at its"
+	@echo "                trained size, at twice its side sampled directly, and at twice its side composed (auto)"
 	@echo "  make test     install system packages if missing, run the whole test suite (release build)"
 	@echo "  make build    install system packages if missing, build .build/release/anysize"
 	@echo "  make deps     install libopenblas-dev, libpng-dev, zlib1g-dev and pkg-config if missing (apt)"
 	@echo "  make flags    print the swift build flags used here (target CPU here: $(if $(TARGET_CPU),$(TARGET_CPU),baseline x86-64))"
 	@echo "  make clean    remove .build and $(OUT)"
-	@echo "Variables: PORTABLE=1 (baseline x86-64), TARGET_CPU=NAME, DEMO_MODEL=PATH, OUT=DIR"
+	@echo "Variables: PORTABLE=1 (baseline x86-64), TARGET_CPU=NAME, DEMO_MODEL=PATH, DEMO_SIZE=N, DEMO_SEED=N, OUT=DIR"
 
 deps:
 	@bash tools/install-deps.sh
@@ -51,20 +52,29 @@ deps:
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS)
 
-# The demo: the bundled toy model (trained at 128x128 px on one-object images, docs/OOD.md) asked for twice its
-# trained side, once as AnySize composes it by default (--compose auto: hires) and once sampled directly.
+# The demo: the bundled toy model (trained at 128x128 px on one-object images, docs/OOD.md) at its trained size, then
+# at twice its trained side sampled directly (--compose none --attention standard) and as AnySize composes it by
+# default (--compose auto), and the three side by side in one labelled grid ($(OUT)/demo.png, by `anysize montage`).
+# Another model: make run DEMO_MODEL=PATH DEMO_SIZE=ITS_TRAINED_SIDE (the 2x panels are then 2 x DEMO_SIZE a side).
+DEMO_SIZE ?= 128
+DEMO_SEED ?= 3
+DEMO_LARGE = $(shell echo $$(( $(DEMO_SIZE) * 2 )))
+DEMO = $(SWIFT) run $(SWIFT_FLAGS) anysize generate --model $(DEMO_MODEL) --prompt "a red disc" --steps 20 --cfg-scale 1 \
+	--seed $(DEMO_SEED)
 run: build
 	@mkdir -p $(OUT)
 	$(SWIFT) run $(SWIFT_FLAGS) anysize info --model $(DEMO_MODEL)
-	$(SWIFT) run $(SWIFT_FLAGS) anysize generate --model $(DEMO_MODEL) --prompt "a red disc" \
-		--width 256 --height 256 --steps 20 --cfg-scale 1 --seed 3 --output $(OUT)/demo.png
-	$(SWIFT) run $(SWIFT_FLAGS) anysize generate --model $(DEMO_MODEL) --prompt "a red disc" \
-		--width 256 --height 256 --steps 20 --cfg-scale 1 --seed 3 --compose none --output $(OUT)/demo-direct.png
+	$(DEMO) --width $(DEMO_SIZE) --height $(DEMO_SIZE) --output $(OUT)/demo-trained.png
+	$(DEMO) --width $(DEMO_LARGE) --height $(DEMO_LARGE) --compose none --attention standard --output $(OUT)/demo-standard.png
+	$(DEMO) --width $(DEMO_LARGE) --height $(DEMO_LARGE) --output $(OUT)/demo-auto.png
+	$(SWIFT) run $(SWIFT_FLAGS) anysize montage $(OUT)/demo-trained.png $(OUT)/demo-standard.png $(OUT)/demo-auto.png \
+		--labels "trained $(DEMO_SIZE)x$(DEMO_SIZE)" "2x: standard" "2x: auto" --output $(OUT)/demo.png
 ifeq ($(DEMO_MODEL),$(OOD_MODEL))
-	@echo "$(OUT)/demo.png: the bundled toy model ($(DEMO_MODEL), trained at 128x128 on one-object images) at 256x256,"
-	@echo "twice its trained side, composed by --compose auto (hires): one object. $(OUT)/demo-direct.png: the same seed"
-	@echo "sampled directly (--compose none): the object repeats. The toy model is small and under-trained (blobby shapes,"
-	@echo "it ignores the prompt); for real images: make run DEMO_MODEL=FILE.safetensors, or see README.md."
+	@echo "$(OUT)/demo.png: the bundled toy model ($(DEMO_MODEL), trained at 128x128 on one-object images): left at its"
+	@echo "trained size, one object; middle at 256x256 sampled directly (standard): the object repeats; right at 256x256"
+	@echo "as AnySize composes it by default (--compose auto, plan printed above): one object again. The panels are"
+	@echo "$(OUT)/demo-trained.png, demo-standard.png and demo-auto.png. The toy model is small and under-trained (blobby"
+	@echo "shapes, it ignores the prompt); for real images: make run DEMO_MODEL=FILE.safetensors DEMO_SIZE=512, or README.md."
 endif
 
 # One build serves the tests and the CLI checks: `swift test` alone would build with testing enabled and a

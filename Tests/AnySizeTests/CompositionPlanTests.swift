@@ -26,13 +26,32 @@ final class CompositionPlanTests: XCTestCase {
         XCTAssertEqual(CompositionGeometry.trainedAreaCanvas(width: 20, height: 20, trainedWidth: 20, trainedHeight: 20).width, 24)
     }
 
+    /// auto's rule (docs/OOD.md): a table of canvases -> the method and its first pass.
     func testAutoPicksByCanvas() throws {
-        XCTAssertEqual(try CompositionPlan.resolve(request(512, 512, .auto)).method, CompositionMode.none)
-        XCTAssertEqual(try CompositionPlan.resolve(request(256, 256, .auto)).method, .resize)
-        XCTAssertEqual(try CompositionPlan.resolve(request(512, 384, .auto)).method, .resize)
-        XCTAssertEqual(try CompositionPlan.resolve(request(1024, 1024, .auto)).method, .hires)
-        XCTAssertEqual(try CompositionPlan.resolve(request(1024, 512, .auto)).method, .hires)
-        XCTAssertEqual(try CompositionPlan.resolve(request(1024, 1024, .auto, img2img: true)).method, CompositionMode.none)
+        // (width, height, trained side, img2img, method, passes)
+        let table: [(Int, Int, Int, Bool, CompositionMode, [[Int]])] = [
+            (128, 128, 128, false, .none, [[128, 128]]),                   // trained size
+            (64, 64, 128, false, .resize, [[128, 128]]),                   // 0.5x
+            (128, 64, 128, false, .resize, [[184, 88]]),                   // smaller, other aspect: trained area
+            (192, 192, 128, false, .hires, [[128, 128], [192, 192]]),      // 1.5x
+            (256, 256, 128, false, .hires, [[128, 128], [256, 256]]),      // 2x
+            (384, 384, 128, false, .hires, [[128, 128], [384, 384]]),      // 3x
+            (256, 128, 128, false, .hires, [[184, 88], [256, 128]]),       // 2x wide, 1x tall
+            (128, 256, 128, false, .hires, [[88, 184], [128, 256]]),       // 1x wide, 2x tall
+            (136, 128, 128, false, .hires, [[128, 128], [136, 128]]),      // one side 8 px larger
+            (512, 512, 512, false, .none, [[512, 512]]),
+            (512, 384, 512, false, .resize, [[592, 440]]),
+            (1024, 1024, 512, false, .hires, [[512, 512], [1024, 1024]]),
+            (1024, 512, 512, false, .hires, [[728, 360], [1024, 512]]),
+            (1024, 1024, 512, true, .none, [[1024, 1024]]),                // img2img: the init image composes
+        ]
+        for (w, h, trained, img2img, method, passes) in table {
+            let plan = try CompositionPlan.resolve(request(w, h, .auto, trained: trained, img2img: img2img))
+            XCTAssertEqual(plan.method, method, "\(w)x\(h) on \(trained)")
+            XCTAssertEqual(plan.requested, .auto)
+            XCTAssertEqual(plan.passes.map { [$0.width, $0.height] }, passes, "\(w)x\(h) on \(trained)")
+            XCTAssertEqual(AutoComposition.choose(request(w, h, .auto, trained: trained, img2img: img2img)), method)
+        }
     }
 
     func testAutoSummaryNamesPassesAndCost() throws {

@@ -5,11 +5,13 @@ public struct AutoComposition: CompositionMethod {
     public var mode: CompositionMode { .auto }
 
     /// The method for canvases with a side larger than trained: the one place the rule lives. `hires` at every
-    /// factor and aspect, from the quality harness on the toy model (docs/OOD.md, 32 images per row, share of
-    /// images with one well-formed object / objects per image; `none` in brackets):
-    /// 1.5x, 2x, 3x, 2x wide by 1x tall: see docs/OOD.md "Measured with --compose"; at 2x hires 0.34 / 1.9 (0.06 / 3.5),
-    /// re-dilation 0.09 / 4.2, Deep Shrink 0.12 / 3.2; at 3x hires 0.06 / 3.3 (0.00 / 7.2). Re-dilation and Deep
-    /// Shrink never came close to hires on that model, so no factor or aspect switches to them.
+    /// factor and aspect, from the quality harness on the toy model (docs/OOD.md "Measured with --compose", 32
+    /// images per row; share of images with one well-formed object, objects per image):
+    /// - 2x: hires 0.34 / 1.9, none 0.06 / 3.5, re-dilation 0.09 / 4.2, Deep Shrink 0.12 / 3.2;
+    /// - 3x: hires 0.06 / 3.3, none 0.00 / 7.2;
+    /// - 2x wide, 1x tall: hires 0.44 / 1.5, none 0.22 / 2.4, Deep Shrink 0.28 / 2.7 (re-dilation = none there);
+    /// - 1.5x: see docs/OOD.md (re-dilation 0.12 / 4.8 against none 0.16 / 2.5).
+    /// Re-dilation and Deep Shrink never beat hires on that model, so no factor or aspect switches to them.
     public static func largerCanvas(_ request: CompositionRequest) -> CompositionMode { .hires }
 
     /// The concrete method `auto` picks for `request`.

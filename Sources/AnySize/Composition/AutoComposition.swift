@@ -9,8 +9,9 @@ public struct AutoComposition: CompositionMethod {
     /// images per row; share of images with one well-formed object, objects per image):
     /// - 2x: hires 0.34 / 1.9, none 0.06 / 3.5, re-dilation 0.09 / 4.2, Deep Shrink 0.12 / 3.2;
     /// - 3x: hires 0.06 / 3.3, none 0.00 / 7.2;
-    /// - 2x wide, 1x tall: hires 0.44 / 1.5, none 0.22 / 2.4, Deep Shrink 0.28 / 2.7 (re-dilation = none there);
-    /// - 1.5x: see docs/OOD.md (re-dilation 0.12 / 4.8 against none 0.16 / 2.5).
+    /// - 2x wide, 1x tall: hires 0.59 / 1.3 (first pass 184x88), none 0.22 / 2.4, Deep Shrink 0.28 / 2.7
+    ///   (re-dilation = none there: d = 1);
+    /// - 1.5x: hires 0.59 / 1.4, none 0.16 / 2.5, re-dilation 0.12 / 4.8, Deep Shrink 0.19 / 2.5.
     /// Re-dilation and Deep Shrink never beat hires on that model, so no factor or aspect switches to them.
     public static func largerCanvas(_ request: CompositionRequest) -> CompositionMode { .hires }
 

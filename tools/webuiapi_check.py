@@ -11,6 +11,7 @@ import threading
 import time
 
 import webuiapi
+from PIL import ImageChops
 
 
 def free_port():
@@ -42,9 +43,17 @@ def main():
         result = api.txt2img(prompt="a (lighthouse:1.2) at sunset", negative_prompt="blurry", seed=42, steps=4,
                              width=64, height=64, sampler_name="DPM++ 2M", batch_size=2)
         assert len(result.images) == 2 and result.image.size == (64, 64), result.images
-        assert result.info["all_seeds"] == [42, 42], result.info
+        assert result.info["all_seeds"] == [42, 43], result.info
         assert "Seed: 42" in result.image.info["parameters"], result.image.info
+        assert "Seed: 43" in result.images[1].info["parameters"], result.images[1].info
         print("txt2img:", result.info["infotexts"][0].replace("\n", " | "))
+
+        # As A1111, image 2 of the batch (seed 43) is made again alone with its seed.
+        alone = api.txt2img(prompt="a (lighthouse:1.2) at sunset", negative_prompt="blurry", seed=43, steps=4,
+                            width=64, height=64, sampler_name="DPM++ 2M", batch_size=1)
+        low, high = zip(*ImageChops.difference(alone.image.convert("RGB"), result.images[1].convert("RGB")).getextrema())
+        assert max(high) <= 2, f"seed 43 alone differs from image 2 of the batch by {max(high)} levels"
+        print(f"batch seeds: image 2 of the batch equals seed 43 alone within {max(high)} levels of 255")
 
         again = api.txt2img(prompt="a (lighthouse:1.2) at sunset", negative_prompt="blurry", seed=42, steps=4,
                             width=64, height=64, sampler_name="DPM++ 2M", batch_size=2)
@@ -73,6 +82,10 @@ def main():
         assert not long_run.is_alive() and answer["r"].info["anysize_interrupted"], "interrupt did not stop the run"
         print("interrupt: stopped with", len(answer["r"].images), "image")
         print("models:", [m["title"] for m in api.get_sd_models()])
+        # The client's own session (with its auth), as a tool reading A1111's FastAPI document would.
+        document = api.session.get(api.baseurl.rsplit("/sdapi", 1)[0] + "/openapi.json").json()
+        assert document["openapi"].startswith("3.") and "/sdapi/v1/txt2img" in document["paths"], list(document)
+        print("openapi:", document["openapi"], len(document["paths"]), "paths")
         print("webuiapi check: OK")
     finally:
         server.terminate()

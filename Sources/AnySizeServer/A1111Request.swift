@@ -39,7 +39,9 @@ struct A1111Request: Decodable {
     /// Features AnySize does not have, by A1111 field name: refused unless unset.
     var unsupported: [(field: String, value: JSONValue)] = []
 
-    private enum Key: String, CodingKey {
+    /// Every field the decoder reads; `Key.schema` (A1111Fields.swift) describes each for the validator and the
+    /// OpenAPI document.
+    enum Key: String, CodingKey, CaseIterable {
         case prompt, styles, seed, subseed, steps, width, height, scheduler, mask
         case negativePrompt = "negative_prompt", subseedStrength = "subseed_strength"
         case samplerName = "sampler_name", samplerIndex = "sampler_index", batchSize = "batch_size", nIter = "n_iter"
@@ -132,7 +134,8 @@ enum A1111Names {
 
     /// The sampler and whether Karras sigmas run, from `sampler_name` (A1111 name, alias, AnySize's own name, or
     /// an old-style "DPM++ 2M Karras") and `scheduler`.
-    static func sampler(name: String?, scheduler: String?) throws -> (SamplerKind, karras: Bool) {
+    /// `field` names the request field `name` came from (`sampler_name` or A1111's older `sampler_index`).
+    static func sampler(name: String?, field: String = "sampler_name", scheduler: String?) throws -> (SamplerKind, karras: Bool) {
         var kind = SamplerKind.dpmpp2m
         var karrasInName = false
         if var text = name?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
@@ -143,7 +146,7 @@ enum A1111Names {
             let lower = text.lowercased()
             guard let found = samplers.first(where: { $0.name.lowercased() == lower || $0.aliases.contains(lower) })?.kind
                     ?? SamplerKind(rawValue: lower) else {
-                throw APIError.invalid("sampler_name", "'\(name ?? "")' is not available; use one of \(samplers.map(\.name).joined(separator: ", "))")
+                throw APIError.invalid(field, "'\(name ?? "")' is not available; use one of \(samplers.map(\.name).joined(separator: ", "))")
             }
             kind = found
         }

@@ -32,7 +32,7 @@ enum A1111Responses {
             "all_subseeds": Array(repeating: job.subseed, count: count), "subseed_strength": 0,
             "width": o.width, "height": o.height, "sampler_name": job.samplerName, "scheduler": job.schedulerName,
             "cfg_scale": o.cfgScale, "steps": o.steps, "batch_size": o.batchSize, "restore_faces": false,
-            "face_restoration_model": NSNull(), "sd_model_name": output.modelName, "sd_model_hash": NSNull(),
+            "face_restoration_model": NSNull(), "sd_model_name": output.modelName, "sd_model_hash": output.modelHash ?? NSNull(),
             "sd_vae_name": NSNull(), "sd_vae_hash": NSNull(), "seed_resize_from_w": -1, "seed_resize_from_h": -1,
             "denoising_strength": job.kind == .img2img ? o.strength as Any : NSNull(),
             "extra_generation_params": ["Attention": output.attention],

@@ -12,6 +12,7 @@ public final class AnySizeServer: @unchecked Sendable {
     let catalog: ModelCatalog
     let worker: GenerationWorker
     let store: JobStore
+    let hashes: ModelHashes
     let settings = ServerSettings()
     let preview: (any PixelwiseLatentDecoder)?
 
@@ -21,9 +22,11 @@ public final class AnySizeServer: @unchecked Sendable {
         self.configuration = configuration
         catalog = ModelCatalog(modelPath: configuration.modelPath, modelsDirectory: configuration.modelsDirectory)
         store = try JobStore(directory: configuration.stateDirectory)
+        hashes = ModelHashes(store: store)
         worker = try GenerationWorker(model: catalog.entries[0], queueLimit: configuration.queueLimit,
                                       outputDirectory: URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("outputs").path,
-                                      store: store)
+                                      store: store, hashes: hashes)
+        hashes.start(catalog.entries)
         preview = try? ApproximateDecoder.bundledSD15()
         try store.expire(olderThan: configuration.resultLifetime)
         // Jobs accepted before a stop run again, in their order, ahead of new requests.
@@ -87,34 +90,70 @@ public final class AnySizeServer: @unchecked Sendable {
         let router = Router()
         router.add(middleware: A1111ErrorMiddleware())
         if !configuration.credentials.isEmpty { router.add(middleware: BasicAuthMiddleware(credentials: configuration.credentials)) }
-        router.get("/internal/ping") { _, _ in JSONBody([String: String]()) }
-        for (path, file, type) in [("/", "index.html", "text/html; charset=utf-8"), ("/anysize.css", "anysize.css", "text/css"),
-                                   ("/anysize.js", "anysize.js", "text/javascript")] {
-            router.get(RouterPath(path)) { _, _ in try Self.webFile(file, type: type) }
-        }
-        router.post("/sdapi/v1/txt2img") { request, _ in try await self.generate(request, kind: .txt2img) }
-        router.post("/sdapi/v1/img2img") { request, _ in try await self.generate(request, kind: .img2img) }
-        router.get("/sdapi/v1/progress") { request, _ in
-            let skipImage = request.uri.queryParameters["skip_current_image"].map { $0 == "true" || $0 == "1" } ?? false
-            return JSONBody(A1111Responses.progress(self.worker.progress, preview: self.preview, includeImage: !skipImage))
-        }
-        router.post("/sdapi/v1/interrupt") { _, _ in
-            self.worker.interrupt()
-            return JSONBody([String: String]())
-        }
-        router.post("/sdapi/v1/skip") { _, _ in
-            self.worker.skip()
-            return JSONBody([String: String]())
-        }
-        router.get("/anysize/v1/jobs/:id") { _, context in try self.jobStatus(context.parameters.require("id")) }
-        router.get("/sdapi/v1/sd-models") { _, _ in JSONBody(self.catalog.entries.map(\.json)) }
-        router.get("/sdapi/v1/samplers") { _, _ in JSONBody(A1111Responses.samplers) }
-        router.get("/sdapi/v1/schedulers") { _, _ in JSONBody(A1111Responses.schedulers) }
-        router.get("/sdapi/v1/options") { _, _ in JSONBody(self.options()) }
-        // A1111 lists its scripts here; clients (webuiapi) look for extensions. AnySize runs none.
-        router.get("/sdapi/v1/scripts") { _, _ in JSONBody(["txt2img": [String](), "img2img": [String]()]) }
-        router.post("/sdapi/v1/options") { request, _ in try await self.setOptions(request) }
+        for route in routes { router.on(RouterPath(route.path), method: route.method, use: route.handler) }
         return router
+    }
+
+    /// Every route, as registered and as `GET /openapi.json` lists it.
+    var routes: [Route] {
+        func json(_ body: @escaping @Sendable (Request, BasicRequestContext) async throws -> JSONBody)
+            -> @Sendable (Request, BasicRequestContext) async throws -> Response {
+            { request, context in try await body(request, context).response(from: request, context: context) }
+        }
+        let ref = OpenAPIDocument.ref
+        var routes = [
+            Route(method: .get, path: "/internal/ping", summary: "Liveness: {}", handler: json { _, _ in JSONBody([String: String]()) }),
+            Route(method: .post, path: "/sdapi/v1/txt2img", summary: "Text to image (A1111); waits for the images",
+                  requestSchema: "Txt2ImgRequest", response: ref("GenerationResponse"),
+                  handler: json { request, _ in try await self.generate(request, kind: .txt2img) }),
+            Route(method: .post, path: "/sdapi/v1/img2img", summary: "Image to image (A1111); waits for the images",
+                  requestSchema: "Img2ImgRequest", response: ref("GenerationResponse"),
+                  handler: json { request, _ in try await self.generate(request, kind: .img2img) }),
+            Route(method: .get, path: "/sdapi/v1/progress", summary: "Progress of the running request, with a live preview",
+                  response: ref("ProgressResponse"),
+                  query: [("skip_current_image", "boolean", "true: no preview image")],
+                  handler: json { request, _ in
+                      let skipImage = request.uri.queryParameters["skip_current_image"].map { $0 == "true" || $0 == "1" } ?? false
+                      return JSONBody(A1111Responses.progress(self.worker.progress, preview: self.preview, includeImage: !skipImage))
+                  }),
+            Route(method: .post, path: "/sdapi/v1/interrupt", summary: "Stop the running request at its next step; it answers with what it has",
+                  handler: json { _, _ in
+                      self.worker.interrupt()
+                      return JSONBody([String: String]())
+                  }),
+            Route(method: .post, path: "/sdapi/v1/skip", summary: "Stop the running batch; the request's next n_iter batch runs",
+                  handler: json { _, _ in
+                      self.worker.skip()
+                      return JSONBody([String: String]())
+                  }),
+            Route(method: .get, path: "/anysize/v1/jobs/:id", summary: "A stored job: its state, place in the queue, and answer once done",
+                  response: ref("Job"), handler: json { _, context in try self.jobStatus(context.parameters.require("id")) }),
+            Route(method: .get, path: "/sdapi/v1/sd-models", summary: "The models --model and --models-dir offer",
+                  response: ["type": "array", "items": ref("SDModel")],
+                  handler: json { _, _ in JSONBody(self.catalog.entries.map(self.hashes.json)) }),
+            Route(method: .get, path: "/sdapi/v1/samplers", summary: "Samplers (A1111 names and aliases)",
+                  response: ["type": "array", "items": ref("Sampler")], handler: json { _, _ in JSONBody(A1111Responses.samplers) }),
+            Route(method: .get, path: "/sdapi/v1/schedulers", summary: "Schedulers", response: ["type": "array", "items": ref("Scheduler")],
+                  handler: json { _, _ in JSONBody(A1111Responses.schedulers) }),
+            Route(method: .get, path: "/sdapi/v1/options", summary: "Settings: the loaded model, clip skip, ...", response: ref("Options"),
+                  handler: json { _, _ in JSONBody(self.options()) }),
+            Route(method: .post, path: "/sdapi/v1/options", summary: "Switch the model (sd_model_checkpoint) or the default clip skip",
+                  requestSchema: "OptionsUpdate", response: ["nullable": true, "description": "null"],
+                  handler: json { request, _ in try await self.setOptions(request) }),
+            // A1111 lists its scripts here; clients (webuiapi) look for extensions. AnySize runs none.
+            Route(method: .get, path: "/sdapi/v1/scripts", summary: "Scripts (none)", response: ref("Scripts"),
+                  handler: json { _, _ in JSONBody(["txt2img": [String](), "img2img": [String]()]) }),
+            Route(method: .get, path: "/openapi.json", summary: "This document (OpenAPI \(OpenAPIDocument.version))",
+                  response: ["type": "object", "description": "OpenAPI document"],
+                  handler: json { _, _ in JSONBody(OpenAPIDocument.document(routes: self.routes, authenticated: !self.configuration.credentials.isEmpty)) }),
+        ]
+        for (path, file, type, summary) in [("/", "index.html", "text/html; charset=utf-8", "The web page"),
+                                            ("/anysize.css", "anysize.css", "text/css", "The web page's style"),
+                                            ("/anysize.js", "anysize.js", "text/javascript", "The web page's script")] {
+            routes.append(Route(method: .get, path: path, summary: summary, response: ["type": "string"],
+                                responseType: String(type.prefix { $0 != ";" }), handler: { _, _ in try Self.webFile(file, type: type) }))
+        }
+        return routes
     }
 
     private func generate(_ request: Request, kind: GenerationJob.Kind) async throws -> JSONBody {
@@ -167,7 +206,7 @@ public final class AnySizeServer: @unchecked Sendable {
 
     private func options() -> [String: Any] {
         [
-            "sd_model_checkpoint": worker.currentModel.name, "sd_checkpoint_hash": NSNull(),
+            "sd_model_checkpoint": hashes.title(worker.currentModel), "sd_checkpoint_hash": hashes.sha256(worker.currentModel) ?? NSNull(),
             "CLIP_stop_at_last_layers": settings.clipSkip, "samples_format": "png",
             "outdir_samples": URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("outputs").path,
             "live_previews_enable": true, "show_progress_every_n_steps": 1,

@@ -6,7 +6,7 @@ struct GenerationJob: @unchecked Sendable {
     enum Kind: String, Sendable { case txt2img, img2img }
 
     let kind: Kind
-    /// The first iteration's options; `seed` is the first seed (iteration n uses seed + n).
+    /// The first iteration's options; `seed` is the first image's seed (image i of the request uses seed + i).
     var options: GenerationOptions
     /// Width or height not given: the model's trained size, known once the model is loaded.
     let widthFromModel: Bool
@@ -38,19 +38,24 @@ struct GenerationJob: @unchecked Sendable {
         if let styles = request.styles, !styles.isEmpty {
             throw APIError.invalid("styles", "saved styles are not supported by AnySize; put the text in the prompt")
         }
-        func check(_ field: String, _ value: Int?, _ range: ClosedRange<Int>, _ hint: String) throws {
-            if let v = value, !range.contains(v) { throw APIError.invalid(field, "\(v) is out of range; \(hint)") }
+        // Ranges from the field table (A1111Fields.swift), the one the OpenAPI document lists.
+        func check(_ key: A1111Request.Key, _ value: Int?, _ unit: String) throws {
+            guard let v = value, let range = key.schema.range else { return }
+            guard range.bounds(contain: Double(v)) else {
+                throw APIError.invalid(key.stringValue, "\(v) is out of range; use \(range.text)\(unit)")
+            }
+            if let m = range.multipleOf, v % m != 0 {
+                throw APIError.invalid(key.stringValue, "\(v) is not a multiple of \(m); use e.g. \(max(v / m * m, Int(range.minimum)))")
+            }
         }
-        for (field, value) in [("width", request.width), ("height", request.height)] {
-            try check(field, value, 64 ... 4096, "use a multiple of 8 from 64 to 4096")
-            if let v = value, v % 8 != 0 { throw APIError.invalid(field, "\(v) is not a multiple of 8; use e.g. \(v / 8 * 8 < 64 ? 64 : v / 8 * 8)") }
-        }
-        try check("steps", request.steps, 1 ... 500, "use 1 to 500 steps")
-        try check("batch_size", request.batchSize, 1 ... 64, "use 1 to 64 images per batch")
-        try check("n_iter", request.nIter, 1 ... 100, "use 1 to 100 batches")
-        try check("anysize_local_edge", request.anysizeLocalEdge, 0 ... 4096, "use 0 or more tokens")
-        if let cfg = request.cfgScale, !(cfg.isFinite && (0 ... 100).contains(cfg)) {
-            throw APIError.invalid("cfg_scale", "\(cfg) is out of range; use 0 to 100 (7 is usual)")
+        try check(.width, request.width, " (a multiple of 8)")
+        try check(.height, request.height, " (a multiple of 8)")
+        try check(.steps, request.steps, " steps")
+        try check(.batchSize, request.batchSize, " images per batch")
+        try check(.nIter, request.nIter, " batches")
+        try check(.anysizeLocalEdge, request.anysizeLocalEdge, " tokens")
+        if let cfg = request.cfgScale, let range = A1111Request.Key.cfgScale.schema.range, !(cfg.isFinite && range.contains(cfg)) {
+            throw APIError.invalid("cfg_scale", "\(cfg) is out of range; use \(range.text) (7 is usual)")
         }
         let seedValue = request.seed ?? -1
         guard seedValue >= -1 else { throw APIError.invalid("seed", "\(seedValue) is negative; use -1 (random) or a seed of 0 or more") }
@@ -60,7 +65,9 @@ struct GenerationJob: @unchecked Sendable {
         if subseed != -1 || (request.subseedStrength ?? 0) != 0 {
             notes.append("subseed and subseed_strength are ignored: AnySize has no variation seeds")
         }
-        let (sampler, karras) = try A1111Names.sampler(name: request.samplerName ?? request.samplerIndex, scheduler: request.scheduler)
+        let (sampler, karras) = try A1111Names.sampler(name: request.samplerName ?? request.samplerIndex,
+                                                     field: request.samplerName == nil && request.samplerIndex != nil ? "sampler_index" : "sampler_name",
+                                                     scheduler: request.scheduler)
         samplerName = A1111Names.samplers.first { $0.kind == sampler }?.name ?? sampler.rawValue
         schedulerName = karras ? "Karras" : "Automatic"
 
@@ -72,6 +79,7 @@ struct GenerationJob: @unchecked Sendable {
         options.sampler = sampler
         options.karras = karras
         options.batchSize = request.batchSize ?? 1
+        options.seedPerImage = true
         options.localEdge = request.anysizeLocalEdge ?? 0
         options.clipSkip = defaultClipSkip
         options.attentionMemory = AttentionMemory.defaultBudget()
@@ -145,9 +153,9 @@ struct GenerationJob: @unchecked Sendable {
             if let mode = request.resizeMode, mode != 0 {
                 throw APIError.invalid("resize_mode", "\(mode) is not supported; use 0 (just resize)")
             }
-            let strength = request.denoisingStrength ?? 0.75
-            guard strength > 0 && strength <= 1 else {
-                throw APIError.invalid("denoising_strength", "\(strength) is outside (0, 1]; e.g. 0.75")
+            let strength = request.denoisingStrength ?? options.strength
+            if let range = A1111Request.Key.denoisingStrength.schema.range, !(strength.isFinite && range.contains(strength)) {
+                throw APIError.invalid("denoising_strength", "\(strength) is outside \(range.text); e.g. 0.75")
             }
             options.strength = strength
         }

@@ -10,6 +10,8 @@ struct GenerationOutput: @unchecked Sendable {
     /// The options of the first iteration with the canvas resolved.
     var options: GenerationOptions
     var modelName: String
+    /// A1111's short model hash (nil: a folder, or not hashed yet).
+    var modelHash: String?
     /// What ran, e.g. "auto -> scaled".
     var attention: String
     var interrupted: Bool
@@ -65,6 +67,7 @@ final class GenerationWorker: @unchecked Sendable {
     private let queueLimit: Int
     private let outputDirectory: String
     private let store: JobStore
+    private let hashes: ModelHashes
     // Touched only on the worker thread after `init`.
     private var pipeline: StableDiffusionPipeline
     private var footprints: [String: ModelFootprint] = [:]
@@ -72,8 +75,9 @@ final class GenerationWorker: @unchecked Sendable {
     private var loadedModel: ModelEntry
 
     /// Loads `model` (on the caller's thread, so a bad `--model` fails before the server listens).
-    init(model: ModelEntry, queueLimit: Int, outputDirectory: String, store: JobStore) throws {
+    init(model: ModelEntry, queueLimit: Int, outputDirectory: String, store: JobStore, hashes: ModelHashes) throws {
         self.store = store
+        self.hashes = hashes
         pipeline = try StableDiffusionPipeline(checkpoint: StableDiffusionCheckpoint.load(path: model.path))
         loadedModel = model
         self.queueLimit = queueLimit
@@ -250,10 +254,11 @@ final class GenerationWorker: @unchecked Sendable {
                 return ImageConversion.tensor(from: sized)
             })
         }
+        // Interrupt, skip and a server stop end sampling at the next model call.
         options.shouldStop = { [unowned self] in
             condition.lock()
             defer { condition.unlock() }
-            return state.interrupted || state.skipped
+            return state.interrupted || state.skipped || shuttingDown
         }
         condition.lock()
         state.jobCount = job.iterations
@@ -261,7 +266,8 @@ final class GenerationWorker: @unchecked Sendable {
         let timestamp = state.jobTimestamp
         condition.unlock()
 
-        var output = GenerationOutput(pngs: [], seeds: [], infotexts: [], options: options, modelName: model.name,
+        let modelHash = hashes.shortHash(model)
+        var output = GenerationOutput(pngs: [], seeds: [], infotexts: [], options: options, modelName: model.name, modelHash: modelHash,
                                       attention: options.attention.rawValue, interrupted: false, jobTimestamp: timestamp)
         let firstSeed = options.seed
         for n in 0 ..< job.iterations {
@@ -273,7 +279,8 @@ final class GenerationWorker: @unchecked Sendable {
             state.steps = 0
             condition.unlock()
             if stop { break }
-            options.seed = firstSeed &+ UInt64(n)
+            // A1111: image i of the request (over every batch) has seed + i, drawn by its own generator.
+            options.seed = firstSeed &+ UInt64(n * options.batchCount)
             let result = try pipeline.generate(options) { [self] event in
                 switch event {
                 case .step(let index, let total, _):
@@ -289,17 +296,29 @@ final class GenerationWorker: @unchecked Sendable {
                 default: break
                 }
             }
+            condition.lock()
+            let stopping = shuttingDown
+            condition.unlock()
+            if stopping {
+                // A server stop: the job stays in the store and runs again after the restart; no decoding now.
+                throw APIError(503, "the server is shutting down; the job runs again when it restarts")
+            }
             let decoded = pipeline.decodeImages(result, tiling: options.vaeTiling)
             let attention = GenerationMetadata.attentionLabel(options.attention, result: result)
             output.attention = attention
+            // A two-pass (hires) run interrupted in its first pass returns that pass's image at its size, as A1111's
+            // hires fix does; the infotext gives the size the image has.
+            var imageOptions = options
+            imageOptions.width = decoded.dim(3)
+            imageOptions.height = decoded.dim(2)
             for b in 0 ..< decoded.dim(0) {
-                let text = GenerationMetadata.parameters(options: options, modelName: model.name, attention: attention, index: b,
-                                                         composition: result.composition)
+                let text = GenerationMetadata.parameters(options: imageOptions, modelName: model.name, attention: attention, index: b,
+                                                         composition: result.composition, modelHash: modelHash)
                 let png = try PNGWriter.encode(ImageConversion.image(fromDecoded: decoded, index: b), text: [("parameters", text)])
                 output.pngs.append(png)
-                output.seeds.append(options.seed)
+                output.seeds.append(options.seed(ofImage: b))
                 output.infotexts.append(text)
-                if job.saveImages { try save(png, kind: job.kind, seed: options.seed, index: output.pngs.count) }
+                if job.saveImages { try save(png, kind: job.kind, seed: options.seed(ofImage: b), index: output.pngs.count) }
             }
         }
         condition.lock()

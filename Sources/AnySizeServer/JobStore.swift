@@ -38,6 +38,13 @@ final class JobStore: @unchecked Sendable {
                     t.column("error", .text)
                     t.column("status", .integer)
                 }
+                // The SHA-256 of single-file models, valid while the file keeps its size and modification time.
+                try db.create(table: "model_hash", ifNotExists: true) { t in
+                    t.primaryKey("path", .text)
+                    t.column("size", .integer).notNull()
+                    t.column("mtime", .double).notNull()
+                    t.column("sha256", .text).notNull()
+                }
             }
         } catch let error as DatabaseError {
             throw AnySizeError(.io, "--state \(directory): cannot open the job database (\(error.message ?? "\(error)")); check the folder's permissions")
@@ -90,6 +97,21 @@ final class JobStore: @unchecked Sendable {
         try database.write { db in
             try db.execute(sql: "DELETE FROM job WHERE state IN (?, ?) AND created < ?",
                            arguments: [State.done.rawValue, State.failed.rawValue, Date().timeIntervalSince1970 - age])
+        }
+    }
+
+    /// The cached SHA-256 of the file at `path`, if it was hashed with this size and modification time.
+    func modelHash(path: String, size: Int64, mtime: Double) throws -> String? {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT sha256 FROM model_hash WHERE path = ? AND size = ? AND mtime = ?",
+                                arguments: [path, size, mtime])
+        }
+    }
+
+    func setModelHash(path: String, size: Int64, mtime: Double, sha256: String) throws {
+        try database.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO model_hash (path, size, mtime, sha256) VALUES (?, ?, ?, ?)",
+                           arguments: [path, size, mtime, sha256])
         }
     }
 

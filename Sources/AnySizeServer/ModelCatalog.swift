@@ -13,12 +13,6 @@ struct ModelEntry: Sendable, Equatable {
         self.path = url.path
         name = url.lastPathComponent
     }
-
-    /// The `sd-models` JSON object (no hashes: AnySize does not hash multi-GB files at start).
-    var json: [String: Any] {
-        let modelName = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        return ["title": name, "model_name": modelName, "hash": NSNull(), "sha256": NSNull(), "filename": path, "config": NSNull()]
-    }
 }
 
 /// The models `--model` and `--models-dir` offer.

@@ -98,4 +98,32 @@ final class ControlRouteTests: XCTestCase {
         XCTAssertEqual(after.state["job_count"] as? Int, 0)
         await server.stop()
     }
+
+    /// A hires (two-pass) request interrupted in its first pass answers that pass's image at its size, as A1111's
+    /// hires fix does; interrupted in the second pass, the image at the target size. The infotext says the size.
+    func testHiresInterruptedInAPassAnswersThatPassesImage() async throws {
+        // ood-toy is trained at 128x128: hires at 256x256 runs pass 1 at 128x128, pass 2 at 256x256.
+        let server = try await TestServer.start { $0.modelsDirectory = TestServer.fixtures.path }
+        for (stopAfter, side) in [(2, 128), (402, 256)] {
+            let run = Task {
+                try await server.post("/sdapi/v1/txt2img", ["prompt": "x", "width": 256, "height": 256, "steps": 400, "sampler_name": "Euler",
+                                                            "anysize_compose": "hires", "anysize_hires_strength": 0.5,
+                                                            "override_settings": ["sd_model_checkpoint": "ood-toy"]] as [String: Any])
+            }
+            let progress = try await server.waitForProgress(seconds: 300) { ($0.state["sampling_step"] as? Int ?? 0) >= stopAfter }
+            XCTAssertEqual(progress.state["sampling_steps"] as? Int, 600, "400 steps in pass 1, 200 in pass 2")
+            let interrupted = try await server.request("POST", "/sdapi/v1/interrupt").status
+            XCTAssertEqual(interrupted, 200)
+            let answer = try await run.value
+            XCTAssertEqual(answer.status, 200, answer.detail)
+            let body = try answer.object()
+            let image = try decodePNG((body["images"] as? [String])?.first).image
+            XCTAssertEqual([image.width, image.height], [side, side], "interrupted after step \(stopAfter)")
+            let info = try JSONSerialization.jsonObject(with: Data((body["info"] as? String ?? "").utf8)) as? [String: Any]
+            XCTAssertEqual(info?["anysize_interrupted"] as? Bool, true)
+            let text = (info?["infotexts"] as? [String])?.first ?? ""
+            XCTAssertTrue(text.contains("Size: \(side)x\(side)"), text)
+        }
+        await server.stop()
+    }
 }

@@ -27,13 +27,14 @@ final class GenerationRouteTests: XCTestCase {
         let infoText = try XCTUnwrap(body["info"] as? String)
         let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(infoText.utf8)) as? [String: Any])
         XCTAssertEqual(info["seed"] as? Int, 42)
-        XCTAssertEqual(info["all_seeds"] as? [Int], [42, 42, 43, 43])
+        XCTAssertEqual(info["all_seeds"] as? [Int], [42, 43, 44, 45], "image i has seed + i, as A1111")
         XCTAssertEqual((info["infotexts"] as? [String])?.count, 4)
         XCTAssertEqual(info["sd_model_name"] as? String, "tiny-sd1")
         XCTAssertEqual((info["anysize_notes"] as? [String])?.first?.contains("subseed"), true)
 
-        // The first image of the second batch (seed 43) is the library's image 0 of that batch.
-        var options = GenerationOptions(prompt: "a (red:1.2) cube", width: 64, height: 64, seed: 43)
+        // The first image of the second batch (seed 44) is the library's image 0 of that batch with per-image seeds.
+        var options = GenerationOptions(prompt: "a (red:1.2) cube", width: 64, height: 64, seed: 44)
+        options.seedPerImage = true
         options.negativePrompt = "blur"
         options.steps = 3
         options.sampler = .eulerAncestral
@@ -50,8 +51,38 @@ final class GenerationRouteTests: XCTestCase {
         try FileIO.writeAtomically(bytes, to: path)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let text = try XCTUnwrap(PNGReader.textChunks(path: path).first { $0.key == "parameters" }?.value)
-        XCTAssertTrue(text.hasPrefix("a (red:1.2) cube\nNegative prompt: blur\nSteps: 3, Sampler: Euler a, CFG scale: 5, Seed: 43, Size: 64x64"), text)
+        XCTAssertTrue(text.hasPrefix("a (red:1.2) cube\nNegative prompt: blur\nSteps: 3, Sampler: Euler a, CFG scale: 5, Seed: 44, Size: 64x64"), text)
         XCTAssertEqual(text, (info["infotexts"] as? [String])?[2])
+    }
+
+    /// As A1111: image i of a batch has seed + i and is made again alone by a request with that seed at batch size
+    /// 1 (txt2img with an ancestral sampler, which draws noise at every step, and img2img with one init image).
+    func testEachImageOfABatchIsReproducibleAloneWithItsSeed() async throws {
+        let initImage = Data(try PNGWriter.encode(RGBImage(width: 64, height: 64, pixels: (0 ..< 64 * 64 * 3).map { UInt8(($0 * 7) % 256) })))
+            .base64EncodedString()
+        let server = try await TestServer.start()
+        for route in ["/sdapi/v1/txt2img", "/sdapi/v1/img2img"] {
+            var request: [String: Any] = ["prompt": "a red cube", "width": 64, "height": 64, "steps": 3, "seed": 100,
+                                          "sampler_name": "Euler a", "anysize_compose": "none", "batch_size": 3]
+            if route.hasSuffix("img2img") { request["init_images"] = [initImage]; request["denoising_strength"] = 0.6 }
+            let batch = try await server.post(route, request)
+            XCTAssertEqual(batch.status, 200, batch.detail)
+            request["batch_size"] = 1
+            request["seed"] = 102
+            let alone = try await server.post(route, request)
+            XCTAssertEqual(alone.status, 200, alone.detail)
+            let images = try XCTUnwrap(try batch.object()["images"] as? [String])
+            let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data((try batch.object()["info"] as? String ?? "").utf8)) as? [String: Any])
+            XCTAssertEqual(info["all_seeds"] as? [Int], [100, 101, 102], route)
+            XCTAssertTrue((info["infotexts"] as? [String])?[2].contains("Seed: 102,") == true, route)
+            let third = try decodePNG(images[2]).image, single = try decodePNG((try alone.object()["images"] as? [String])?.first).image
+            // The same noise; the UNet at batch 3 and 1 may round differently, so within a few levels of 255.
+            let largest = zip(third.pixels, single.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 255
+            XCTAssertLessThanOrEqual(largest, 2, route)
+            let first = try decodePNG(images[0]).image
+            XCTAssertGreaterThan(zip(first.pixels, single.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0, 20, "\(route): other seeds differ")
+        }
+        await server.stop()
     }
 
     func testTxt2ImgDefaultsToTheModelsSizeAndHonoursSendAndSaveImages() async throws {

@@ -58,12 +58,15 @@ final class TestServer: @unchecked Sendable {
     /// Polls `/anysize/v1/jobs/{id}` until the job is done or failed (at most `seconds`).
     func waitForJob(_ id: String, seconds: Double = 300) async throws -> [String: Any] {
         let deadline = Date().addingTimeInterval(seconds)
+        var last = ""
         while Date() < deadline {
             let answer = try await get("/anysize/v1/jobs/\(id)")
             if answer.status == 200, let job = try? answer.object(), ["done", "failed"].contains(job["state"] as? String ?? "") { return job }
+            last = String(decoding: answer.body.prefix(300), as: UTF8.self)
             try await Task.sleep(nanoseconds: 50_000_000)
         }
-        throw AnySizeError(.io, "job \(id) did not finish in \(seconds) s")
+        let progress = (try? await get("/sdapi/v1/progress?skip_current_image=true")).map { String(decoding: $0.body, as: UTF8.self) } ?? ""
+        throw AnySizeError(.io, "job \(id) did not finish in \(seconds) s: \(last); progress \(progress)")
     }
 
     struct Answer {

@@ -75,4 +75,21 @@ final class TorchRandomTests: XCTestCase {
         for _ in 0 ..< 10_000 { value = random.nextUInt32() }
         XCTAssertEqual(value, 4_123_659_995)
     }
+
+    /// A1111's batch seeds: image i of a `PerImageRandom` batch draws, call after call, exactly what a generator
+    /// seeded with its own seed draws for one image (shapes of 16 and more values take torch's vectorised path).
+    func testPerImageRandomGivesEachImageItsOwnSeedsStream() {
+        let seeds: [UInt64] = [7, 8, 1 << 33]
+        let batch = PerImageRandom(seeds: seeds)
+        let alone = seeds.map { TorchRandom(seed: $0) }
+        for shape in [[3, 4, 8, 8], [3, 5], [3, 4, 8, 8]] {
+            let drawn = batch.randn(shape).scalars
+            let per = drawn.count / 3
+            for (i, generator) in alone.enumerated() {
+                XCTAssertEqual(Array(drawn[i * per ..< (i + 1) * per]), generator.randn([1] + shape.dropFirst()).scalars, "image \(i), \(shape)")
+            }
+        }
+        XCTAssertNotEqual(PerImageRandom(seeds: [7, 8]).randn([2, 16]).scalars, TorchRandom(seed: 7).randn([2, 16]).scalars,
+                          "not one generator for the batch")
+    }
 }

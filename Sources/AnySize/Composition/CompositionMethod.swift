@@ -35,17 +35,24 @@ public struct CompositionOptions: Sendable, Equatable {
         self.deepShrinkEnd = deepShrinkEnd
     }
 
+    /// The values `validate()` accepts: `hiresStrength` in (lower, upper] (the lower bound itself refused),
+    /// `redilateUntil` and `deepShrinkEnd` in their closed ranges.
+    public static let hiresStrengthRange: ClosedRange<Double> = 0 ... 1
+    public static let redilateUntilRange: ClosedRange<Double> = 0 ... 1000
+    public static let deepShrinkEndRange: ClosedRange<Double> = 0 ... 1
+
     /// One-line errors naming the flag, the value and the range.
     public func validate() throws {
-        guard hiresStrength.isFinite, hiresStrength > 0, hiresStrength <= 1 else {
+        let hires = Self.hiresStrengthRange
+        guard hiresStrength.isFinite, hiresStrength > hires.lowerBound, hiresStrength <= hires.upperBound else {
             throw AnySizeError(.invalidArgument,
                 "--hires-strength \(hiresStrength) is outside (0, 1]; e.g. 0.7 re-draws 70% of the schedule at the target size")
         }
-        guard redilateUntil.isFinite, redilateUntil >= 0, redilateUntil <= 1000 else {
+        guard redilateUntil.isFinite, Self.redilateUntilRange.contains(redilateUntil) else {
             throw AnySizeError(.invalidArgument,
                 "--redilate-until \(redilateUntil) is outside 0 ... 1000; it is a timestep, e.g. 400 re-dilates while t >= 400")
         }
-        guard deepShrinkEnd.isFinite, deepShrinkEnd >= 0, deepShrinkEnd <= 1 else {
+        guard deepShrinkEnd.isFinite, Self.deepShrinkEndRange.contains(deepShrinkEnd) else {
             throw AnySizeError(.invalidArgument,
                 "--deep-shrink-end \(deepShrinkEnd) is outside [0, 1]; e.g. 0.35 shrinks during the first 35% of the timesteps")
         }

@@ -24,20 +24,22 @@ public enum GenerationMetadata {
     /// The `parameters` text of image `index` (0-based) of a batch:
     /// prompt, `Negative prompt: ...`, then `Steps: .., Sampler: .., CFG scale: .., Seed: .., Size: WxH, Model: .., Attention: ..`,
     /// and with a `composition` plan `Compose: ..` and the method's own fields (A1111's `Hires upscale`,
-    /// `Hires upscaler`, `Denoising strength` for `hires`).
+    /// `Hires upscaler`, `Denoising strength` for `hires`). `modelHash` (A1111's first 10 hex digits of the file's
+    /// SHA-256) adds `Model hash: ..` before `Model`, as A1111 writes it.
     public static func parameters(options: GenerationOptions, modelName: String, attention: String,
-                                  index: Int, decoder: String = "vae", composition: CompositionPlan? = nil) -> String {
+                                  index: Int, decoder: String = "vae", composition: CompositionPlan? = nil,
+                                  modelHash: String? = nil) -> String {
         var lines = [options.prompt]
         if !options.negativePrompt.isEmpty { lines.append("Negative prompt: " + options.negativePrompt) }
         var fields: [(String, String)] = [
             ("Steps", "\(options.steps)"),
             ("Sampler", samplerName(options.sampler, karras: options.karras)),
             ("CFG scale", formatNumber(options.cfgScale)),
-            ("Seed", "\(options.seed)"),
+            ("Seed", "\(options.seed(ofImage: index))"),
             ("Size", "\(options.width)x\(options.height)"),
-            ("Model", modelName),
-            ("Attention", attention),
         ]
+        if let modelHash { fields.append(("Model hash", modelHash)) }
+        fields += [("Model", modelName), ("Attention", attention)]
         if let plan = composition, plan.requested != .none || plan.method != .none {
             fields.append(("Compose", plan.metadataSummary))
             fields += plan.metadata.map { ($0.key, $0.value) }

@@ -12,6 +12,10 @@ public struct GenerationOptions: Sendable {
     public var karras: Bool = true
     public var seed: UInt64
     public var batchSize: Int = 1
+    /// A1111's batch seeds: image i of the batch draws all its noise from its own generator seeded with
+    /// `seed + i` (`PerImageRandom`), so it can be made again alone at batch size 1 with that seed. False: one
+    /// generator seeded with `seed` for the whole batch, as diffusers.
+    public var seedPerImage: Bool = false
     /// Library use: a different (prompt, negative prompt) per image, as diffusers accepts prompt lists.
     /// When set, it overrides `prompt`, `negativePrompt` and `batchSize`.
     public var batchPrompts: [(prompt: String, negative: String)]? = nil
@@ -48,6 +52,11 @@ public struct GenerationOptions: Sendable {
 
     /// Images in the batch (`promptPairs.count` without building the list).
     public var batchCount: Int { batchPrompts?.count ?? batchSize }
+
+    /// The seed image `index` of the batch reproduces with: `seed + index` with `seedPerImage`, else `seed`.
+    public func seed(ofImage index: Int) -> UInt64 {
+        seedPerImage ? seed &+ UInt64(index) : seed
+    }
 
     public init(prompt: String, width: Int, height: Int, seed: UInt64) {
         self.prompt = prompt

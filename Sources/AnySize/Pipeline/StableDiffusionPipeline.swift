@@ -126,7 +126,8 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
 
     /// Runs one generation: the passes of the composition plan (one for `none`), each a txt2img run or an img2img
     /// run from the previous pass's latents resized bicubically, all drawing from one generator seeded with
-    /// `options.seed`. `progress` receives phase timings, per-call progress and latents for previews.
+    /// `options.seed` (with `options.seedPerImage`, one generator per image, seeded `seed + i`). `progress` receives
+    /// phase timings, per-call progress and latents for previews.
     public func generate(_ options: GenerationOptions, progress: (PipelineEvent) -> Void = { _ in }) throws -> GenerationResult {
         try options.validate()
         var timings: [(phase: String, seconds: Double)] = []
@@ -161,7 +162,8 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
             return guided ? Elementwise.concatBatch([negative, positive]) : positive
         }
 
-        let random = TorchRandom(seed: options.seed)
+        let random: any RandomSource = options.seedPerImage && batch > 1
+            ? PerImageRandom(seeds: (0 ..< batch).map(options.seed(ofImage:))) : TorchRandom(seed: options.seed)
         let attention = AttentionContext(trainedLatentHeight: trained.height / factor, trainedLatentWidth: trained.width / factor,
                                          memoryBudget: options.attentionMemory)
         var schedulers: [any Scheduler] = []
@@ -252,20 +254,25 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
     }
 
     /// StableDiffusionImg2ImgPipeline's start: encode, sample the latent distribution (one draw for the image
-    /// batch), scale, repeat a single image to the batch.
-    private func encodeInitImage(_ image: Tensor, options: GenerationOptions, batch: Int, random: TorchRandom) throws -> Tensor {
+    /// batch), scale, repeat a single image to the batch. With per-image seeds, each image of the batch samples
+    /// the distribution with its own generator.
+    private func encodeInitImage(_ image: Tensor, options: GenerationOptions, batch: Int, random: any RandomSource) throws -> Tensor {
         guard image.rank == 4, image.dim(0) == 1 || image.dim(0) == batch,
               Array(image.shape.dropFirst()) == [3, options.height, options.width] else {
             throw AnySizeError(.invalidArgument,
                 "init image tensor \(image.shape) does not match the canvas [1 or \(batch), 3, \(options.height), \(options.width)]; resize it first")
         }
-        let (mean, logvar) = vae.encode(image, tiling: options.vaeTiling)
+        var (mean, logvar) = vae.encode(image, tiling: options.vaeTiling)
+        if random is PerImageRandom && mean.dim(0) != batch {
+            mean = Elementwise.concatBatch(Array(repeating: mean, count: batch))
+            logvar = Elementwise.concatBatch(Array(repeating: logvar, count: batch))
+        }
         let eps = random.randn(mean.shape)
         let sample = Tensor(zeros: mean.shape)
         for i in 0 ..< sample.count {
             sample.pointer[i] = scalingFactor * (mean.pointer[i] + Foundation.exp(0.5 * logvar.pointer[i]) * eps.pointer[i])
         }
-        return image.dim(0) == batch ? sample : Elementwise.concatBatch(Array(repeating: sample, count: batch))
+        return sample.dim(0) == batch ? sample : Elementwise.concatBatch(Array(repeating: sample, count: batch))
     }
 
     /// uncond + scale * (cond - uncond) for an output [2N, ...] holding the unconditional half first.

@@ -119,9 +119,10 @@ public struct BFloat16Rows: Sendable {
 
     /// Overwrites the first `rows` rows (at most `self.rows`) with float32 rows of `columns` values (row stride
     /// `sourceStride`), rounding to nearest even: scratch reused across calls.
-    public func fill(from source: UnsafePointer<Float>, rows count: Int, sourceStride: Int) {
-        precondition(count <= rows, "\(count) rows do not fit \(rows)")
-        anysize_bf16_pack_rows(source, sourceStride, count, columns, storage.pointer, rowStride)
+    /// With `columns` given (at most `self.columns`), only that many are read and the rest of each row is zeroed.
+    public func fill(from source: UnsafePointer<Float>, rows count: Int, columns used: Int? = nil, sourceStride: Int) {
+        precondition(count <= rows && (used ?? 0) <= columns, "\(count) x \(used ?? columns) do not fit \(rows) x \(columns)")
+        anysize_bf16_pack_rows(source, sourceStride, count, used ?? columns, storage.pointer, rowStride)
     }
 
     /// Rows rounded up to the GEMM's tile height.
@@ -154,6 +155,13 @@ public struct BFloat16Panels: Sendable {
         let out = Tensor(uninitialized: [k, n])
         anysize_bf16_unpack_panels(storage.pointer, k, n, out.pointer, n)
         return out
+    }
+
+    /// Packs B (element (i, j) at `source[i * kStride + j * nStride]`) into a caller's buffer of at least
+    /// `elements(k:n:)` values: per-call packing into reused scratch.
+    public static func pack(_ source: UnsafePointer<Float>, k: Int, n: Int, kStride: Int, nStride: Int,
+                            into destination: UnsafeMutablePointer<UInt16>) {
+        anysize_bf16_pack_panels(source, kStride, nStride, k, n, destination)
     }
 
     /// Bfloat16 elements a [k, n] panel buffer holds (padding included).

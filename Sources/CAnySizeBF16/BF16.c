@@ -271,3 +271,97 @@ void anysize_bf16_gemm(size_t m, size_t n, size_t k, float alpha, const uint16_t
 #endif
     anysize_bf16_gemm_scalar(m, n, k, alpha, a, lda, b, c, ldc, accumulate);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// im2col straight into panels
+
+/// Element (r, j) of the im2col matrix: r = tap * channels + i, j = output pixel p0 + j.
+static float im2col_value(const float *src, size_t channels, size_t height, size_t width, size_t kernel,
+                          size_t stride, size_t pad, size_t dilation, size_t outW, size_t p, size_t r) {
+    size_t tap = r / channels, i = r % channels;
+    ptrdiff_t oy = (ptrdiff_t)(p / outW), ox = (ptrdiff_t)(p % outW);
+    ptrdiff_t iy = oy * (ptrdiff_t)stride + (ptrdiff_t)(tap / kernel * dilation) - (ptrdiff_t)pad;
+    ptrdiff_t ix = ox * (ptrdiff_t)stride + (ptrdiff_t)(tap % kernel * dilation) - (ptrdiff_t)pad;
+    if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)height || ix >= (ptrdiff_t)width) return 0;
+    return src[(i * height + (size_t)iy) * width + (size_t)ix];
+}
+
+#ifdef ANYSIZE_X86
+/// Even channel counts: a pair step is one tap and channels (i, i + 1), so per panel and tap the 16 pixels'
+/// source offsets and in-image mask are computed once and reused for every channel pair: a masked contiguous
+/// load when the 16 pixels are consecutive in one input row (stride 1, one output row), a gather otherwise.
+BF16_TARGET static void pack_im2col_avx512(const float *src, size_t channels, size_t height, size_t width,
+                                           size_t kernel, size_t stride, size_t pad, size_t dilation, size_t outW,
+                                           size_t p0, size_t count, uint16_t *dst) {
+    size_t depth = channels * kernel * kernel, kp = depth / 2, plane = height * width;
+    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                                23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (size_t panel = 0; panel * 16 < count; panel++) {
+        uint16_t *out = dst + panel * kp * 32;
+        size_t first = p0 + panel * 16, lanes = count - panel * 16 < 16 ? count - panel * 16 : 16;
+        size_t oy0 = first / outW, ox0 = first % outW;
+        int oneRow = stride == 1 && ox0 + lanes <= outW;
+        int offsets[16];
+        for (size_t tap = 0; tap < kernel * kernel; tap++) {
+            ptrdiff_t dy = (ptrdiff_t)(tap / kernel * dilation) - (ptrdiff_t)pad;
+            ptrdiff_t dx = (ptrdiff_t)(tap % kernel * dilation) - (ptrdiff_t)pad;
+            __mmask16 mask = 0;
+            ptrdiff_t base = 0;
+            for (size_t l = 0; l < lanes; l++) {
+                size_t p = first + l;
+                ptrdiff_t iy = (ptrdiff_t)(p / outW) * (ptrdiff_t)stride + dy;
+                ptrdiff_t ix = (ptrdiff_t)(p % outW) * (ptrdiff_t)stride + dx;
+                offsets[l] = 0;
+                if (iy >= 0 && ix >= 0 && iy < (ptrdiff_t)height && ix < (ptrdiff_t)width) {
+                    mask |= (__mmask16)(1u << l);
+                    offsets[l] = (int)(iy * (ptrdiff_t)width + ix);
+                }
+            }
+            for (size_t l = lanes; l < 16; l++) offsets[l] = 0;
+            if (oneRow) base = ((ptrdiff_t)oy0 + dy) * (ptrdiff_t)width + (ptrdiff_t)ox0 + dx;
+            __m512i index = _mm512_loadu_si512((const void *)offsets);
+            uint16_t *step = out + tap * (channels / 2) * 32;
+            for (size_t i = 0; i < channels; i += 2) {
+                const float *a = src + i * plane, *b = a + plane;
+                __m512 lo, hi;
+                if (oneRow) {
+                    // Lanes outside the image are masked off, so base + l is only dereferenced inside it.
+                    lo = _mm512_maskz_loadu_ps(mask, a + base);
+                    hi = _mm512_maskz_loadu_ps(mask, b + base);
+                } else {
+                    lo = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, index, a, 4);
+                    hi = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, index, b, 4);
+                }
+                __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+                _mm512_storeu_si512((void *)(step + (i / 2) * 32), _mm512_permutexvar_epi16(interleave, v));
+            }
+        }
+    }
+}
+#endif
+
+void anysize_bf16_pack_im2col(const float *src, size_t channels, size_t height, size_t width, size_t kernel,
+                              size_t stride, size_t pad, size_t dilation, size_t outW, size_t p0, size_t count,
+                              uint16_t *dst) {
+#ifdef ANYSIZE_X86
+    if (channels % 2 == 0 && anysize_bf16_hardware()) {
+        pack_im2col_avx512(src, channels, height, width, kernel, stride, pad, dilation, outW, p0, count, dst);
+        return;
+    }
+#endif
+    size_t depth = channels * kernel * kernel, kp = (depth + 1) / 2;
+    for (size_t panel = 0; panel * 16 < count; panel++) {
+        uint16_t *out = dst + panel * kp * 32;
+        for (size_t q = 0; q < kp; q++) {
+            for (size_t l = 0; l < 16; l++) {
+                for (size_t h = 0; h < 2; h++) {
+                    size_t r = 2 * q + h, j = panel * 16 + l;
+                    out[q * 32 + l * 2 + h] = (r < depth && j < count)
+                        ? anysize_bf16_from_float(im2col_value(src, channels, height, width, kernel, stride, pad,
+                                                               dilation, outW, p0 + j, r))
+                        : 0;
+                }
+            }
+        }
+    }
+}

@@ -36,6 +36,13 @@ size_t anysize_bf16_panel_elements(size_t k, size_t n);
 /// Packs B [k, n] with element (i, j) at src[i * ks + j * ns] into the panels layout (fills the whole
 /// `anysize_bf16_panel_elements(k, n)` buffer, padding with zeros).
 void anysize_bf16_pack_panels(const float *src, ptrdiff_t ks, ptrdiff_t ns, size_t k, size_t n, uint16_t *dst);
+/// Packs columns p0 ..< p0 + count of the im2col matrix of one image straight into the panels layout: row
+/// r = (ky * kernel + kx) * channels + i, column j = output pixel p0 + j (row-major over an output grid of width
+/// outW), value src[i, oy * stride + ky * dilation - pad, ox * stride + kx * dilation - pad] (0 outside the
+/// height x width image). Fills anysize_bf16_panel_elements(channels * kernel^2, count) values.
+void anysize_bf16_pack_im2col(const float *src, size_t channels, size_t height, size_t width, size_t kernel,
+                              size_t stride, size_t pad, size_t dilation, size_t outW, size_t p0, size_t count,
+                              uint16_t *dst);
 /// Widens the panels layout back to float32 B [k, n] with row stride ldd.
 void anysize_bf16_unpack_panels(const uint16_t *panels, size_t k, size_t n, float *dst, size_t ldd);
 /// Widens bfloat16 rows: dst[r * ldd + c] = src[r * lds + c] for c < cols.

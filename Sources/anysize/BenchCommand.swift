@@ -20,6 +20,7 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of the random inputs.") var seed: UInt64 = 0
     @Flag(help: "Record and print seconds per op family.") var profile = false
     @Option(help: "unet and sample: fp32 (default) or bf16 (bfloat16 weights and products, float32 accumulation).") var precision: String = "fp32"
+    @Flag(help: "unet: instead of timing, run one call in fp32 and in bf16 on the same inputs and print the relative max-abs error.") var accuracy = false
     @Option(help: "sample: the composition method (none, redilate, hires, deep-shrink, resize, auto); none is the direct run to compare with.") var compose: String = "none"
     @Option(parsing: .unconditional, help: "sample: sampling steps of a direct run.") var steps: Int = 20
     @Option(name: .customLong("hires-strength"), parsing: .unconditional, help: "sample, hires: img2img strength of the pass at the target size, in (0, 1].") var hiresStrength: Double = 0.7
@@ -42,6 +43,11 @@ struct BenchCommand: ParsableCommand {
         try options.validate()
         try options.checkMemory(model: try ModelFootprint.read(path: model))
         let checkpoint = try StableDiffusionCheckpoint.load(path: model)
+        if accuracy {
+            guard part == .unet else { throw AnySizeError(.invalidArgument, "--accuracy compares UNet calls; use it with --component unet") }
+            print(try Benchmark.precisionComparison(checkpoint: checkpoint, options: options).jsonLine(options: options))
+            return
+        }
         let result = try Benchmark.run(checkpoint: checkpoint, options: options)
         print(result.jsonLine)
         if profile {

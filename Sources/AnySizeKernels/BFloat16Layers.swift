@@ -1,4 +1,5 @@
 import CAnySizeBF16
+import Foundation
 
 /// Linear layers and convolutions with bfloat16 weights: float32 activations are rounded to bfloat16 per call,
 /// block by block on each worker thread, and multiplied by `BFloat16MatMul.gemm` (float32 accumulation).
@@ -45,21 +46,39 @@ extension MatMul {
 /// bfloat16 panels on the worker that multiplies them, in one pass from the image
 /// (`anysize_bf16_pack_im2col`; 1x1 stride-1 layers pack the input pixels directly).
 ///
-/// Winograd is not used in bfloat16: its input and output transforms add and subtract values up to 10x the
-/// inputs' size before the products (F(4x4, 3x3)), so bfloat16 rounding there costs far more accuracy than in
-/// a direct product, and im2col with the bfloat16 GEMM is about as fast as float32 Winograd (docs/PERFORMANCE.md).
+/// Winograd's products are not rounded to bfloat16: its input and output transforms add and subtract values up
+/// to 10x the inputs' size around the products (F(4x4, 3x3)), so bfloat16 rounding there costs far more accuracy
+/// than in a direct product. On large grids (`winogradTiles`) the float32 Winograd runs instead, on the
+/// bfloat16-rounded weight widened per call (docs/PERFORMANCE.md, "bf16").
 /// A float32 layer given to this algorithm runs `AutomaticConvolution`.
 public struct BFloat16Convolution: ConvolutionAlgorithm {
     /// Output pixels per packed band: 2 x 512 x k*k*I bytes of panels (L2-sized at SD's channel counts).
     public let bandPixels: Int
+    /// From this many 4x4 output tiles on (`WinogradConvolution.tileCount`), 3x3 stride-1 layers with at least 48
+    /// input channels run float32 `WinogradConvolution` on the bfloat16 weight widened for the call (its 2.25x
+    /// fewer multiplies beat the bfloat16 GEMM's 2x rate on large grids); nil: always im2col in bfloat16.
+    public let winogradTiles: Int?
 
-    public init(bandPixels: Int = 512) {
+    /// Defaults: bands of 512 pixels; Winograd from `defaultWinogradTiles` tiles (`ANYSIZE_BF16_WINOGRAD_TILES`
+    /// overrides it for measurements: a tile count, or `off`).
+    public init(bandPixels: Int = 512, winogradTiles: Int? = BFloat16Convolution.defaultWinogradTiles) {
         precondition(bandPixels > 0, "bandPixels must be positive")
         self.bandPixels = bandPixels
+        self.winogradTiles = winogradTiles
     }
 
+    /// 256 tiles (the UNet's 64x64 level at batch 2), or the environment's `ANYSIZE_BF16_WINOGRAD_TILES`.
+    public static let defaultWinogradTiles: Int? = {
+        guard let value = ProcessInfo.processInfo.environment["ANYSIZE_BF16_WINOGRAD_TILES"] else { return 256 }
+        return Int(value)
+    }()
+
     public func forward(_ input: Tensor, layer: Conv2D) -> Tensor {
-        forward(input, layer: layer, dilation: 1)
+        if let winogradTiles, WinogradConvolution.supports(layer), layer.inChannels >= 48, input.rank == 4,
+           WinogradConvolution.tileCount(batch: input.shape[0], height: input.shape[2], width: input.shape[3]) >= winogradTiles {
+            return WinogradConvolution().forward(input, layer: layer)
+        }
+        return forward(input, layer: layer, dilation: 1)
     }
 
     /// out = bias + conv(input [B, I, H, W]) with taps `dilation` apart and padding `layer.padding * dilation`.

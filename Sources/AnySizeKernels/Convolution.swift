@@ -206,7 +206,9 @@ public struct Im2ColConvolution: ConvolutionAlgorithm {
         let pixels = outH * outW
         let inPlane = layer.inChannels * height * width, outPlane = o * pixels
         let out = Tensor(uninitialized: [batch, o, outH, outW])  // bias fill or beta 0
-        let po = out.pointer, px = UnsafePointer(input.pointer), pw = UnsafePointer(layer.weight.pointer)
+        let weight = layer.weight  // (a bfloat16 layer widens it for this call: keep it alive to the end)
+        defer { withExtendedLifetime(weight) {} }
+        let po = out.pointer, px = UnsafePointer(input.pointer), pw = UnsafePointer(weight.pointer)
         let pb = layer.bias.map { UnsafePointer($0.pointer) }
         let workers = Parallel.threadCount
 

@@ -59,7 +59,7 @@ final class BFloat16LayerTests: XCTestCase {
         var rng = TestRandom(seed: 22)
         // (batch, in, out, size, kernel, stride, padding, dilation): odd depths (5 * 9), strides, 1x1, dilation.
         let cases = [(2, 5, 7, 9, 3, 1, 1, 1), (1, 16, 20, 11, 3, 2, 1, 1), (2, 24, 33, 6, 1, 1, 0, 1),
-                     (1, 8, 9, 13, 3, 1, 1, 2), (1, 3, 4, 5, 3, 1, 0, 1)]
+                     (1, 8, 9, 13, 3, 1, 1, 2), (1, 3, 4, 5, 3, 1, 0, 1), (1, 48, 8, 12, 3, 1, 1, 1)]
         for (batch, inC, outC, size, k, stride, padding, dilation) in cases {
             let x = rng.tensor([batch, inC, size, size]), w = rng.tensor([outC, inC, k, k]), b = rng.tensor([outC])
             let layer = Conv2D(bfloat16Weight: w, bias: b, stride: stride, padding: padding)
@@ -77,6 +77,12 @@ final class BFloat16LayerTests: XCTestCase {
                 XCTAssertEqual(y.shape, reference.shape, label)
                 XCTAssertLessThanOrEqual(worstRatio(y, reference.values, magnitude: magnitude, bias: bias, k: inC * k * k), 1,
                                          "\(path.rawValue) \(label)")
+            }
+            if inC >= 48 && stride == 1 && padding == 1 {
+                // Large grids: float32 Winograd on the weight widened from bfloat16 (only the weight is rounded).
+                let y = BFloat16Convolution(winogradTiles: 1).forward(x, layer: layer)
+                XCTAssertLessThanOrEqual(worstRatio(y, reference.values, magnitude: magnitude, bias: bias, k: inC * k * k), 1,
+                                         "Winograd on the widened weight, \(label)")
             }
             if dilation == 1 {
                 XCTAssertLessThanOrEqual(worstRatio(layer(x), reference.values, magnitude: magnitude, bias: bias, k: inC * k * k),

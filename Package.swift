@@ -24,7 +24,10 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "AnySizeKernels", dependencies: ["CBLAS"]),
+        // bfloat16 kernels in C (AVX512-BF16 intrinsics enabled per function and chosen at run time, so the
+        // target needs no ISA flags and builds on every architecture).
+        .target(name: "CAnySizeBF16"),
+        .target(name: "AnySizeKernels", dependencies: ["CBLAS", "CAnySizeBF16"]),
         .target(name: "AnySize", dependencies: ["AnySizeKernels", "CPNG", "CZlib"],
                 resources: [.copy("Resources")]),
         .target(name: "AnySizeServer", dependencies: [

@@ -110,6 +110,40 @@ case "gemm":
     let flops = 2.0 * Double(m * n * k * calls) * Double(threads == 1 ? Parallel.threadCount : 1)
     print("{\"op\":\"gemm\",\"m\":\(m),\"n\":\(n),\"k\":\(k),\"transB\":\(transB),\"threads\":\(threads),"
         + String(format: "\"seconds_median\":%.4f,\"gflops\":%.2f}", median(seconds), flops / median(seconds) / 1e9))
+case "bf16-gemm":
+    // C[m, n] = A[m, k] B[k, n] three ways on all threads: float32 sgemm; bfloat16 with A converted from float32
+    // per call (as a layer runs it, B packed once); bfloat16 with A already converted (the kernel alone).
+    let m = args.int("m", 8192), n = args.int("n", 320), k = args.int("k", 320)
+    let a = filled([m, k], seed: 7), b = filled([k, n], seed: 8), c = Tensor(zeros: [m, n])
+    let packedB = BFloat16Panels(b.pointer, k: k, n: n, kStride: n, nStride: 1)
+    let packedA = BFloat16Rows(a.pointer, rows: m, columns: k, sourceStride: k)
+    let chunk = args.int("chunk", 256)
+    let fp32 = time(repeats: repeats, warmup: warmup) {
+        MatMul.gemm(m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
+    }
+    func bf16(convert: Bool) -> [Double] {
+        time(repeats: repeats, warmup: warmup) {
+            Parallel.forRanges((m + chunk - 1) / chunk) { range in
+                let rows = BFloat16Rows(rows: chunk, columns: k)
+                for job in range {
+                    let r0 = job * chunk, count = min(chunk, m - r0)
+                    var source = UnsafePointer(packedA.storage.pointer + r0 * packedA.rowStride)
+                    if convert {
+                        rows.fill(from: a.pointer + r0 * k, rows: count, sourceStride: k)
+                        source = UnsafePointer(rows.storage.pointer)
+                    }
+                    BFloat16MatMul.gemm(m: count, n: n, k: k, a: source, lda: rows.rowStride, b: packedB.storage.pointer,
+                                        c: c.pointer + r0 * n, ldc: n, accumulate: false)
+                }
+            }
+        }
+    }
+    let converted = bf16(convert: true), kernel = bf16(convert: false)
+    let flops = 2.0 * Double(m * n * k)
+    print("{\"op\":\"bf16-gemm\",\"m\":\(m),\"n\":\(n),\"k\":\(k),\"threads\":\(Parallel.threadCount),\"path\":\"\(BFloat16.path.rawValue)\","
+        + String(format: "\"fp32_gflops\":%.1f,\"bf16_gflops\":%.1f,\"bf16_kernel_gflops\":%.1f,\"speedup\":%.2f}",
+                 flops / median(fp32) / 1e9, flops / median(converted) / 1e9, flops / median(kernel) / 1e9,
+                 median(fp32) / median(converted)))
 case "group-norm":
     let batch = args.int("batch", 1), channels = args.int("channels", 128), size = args.int("size", 512)
     let groups = args.int("groups", 32)

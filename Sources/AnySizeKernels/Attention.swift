@@ -82,10 +82,13 @@ public enum ScaledDotProductAttention {
     /// single-threaded BLAS per worker instead: there the tiles' 24 SIMD16 accumulators do not fit in registers
     /// (measured 1.5x slower than BLAS at SD's level 0 with AVX2 code, 4x portable).
     /// A query whose keys are all masked gets a zero output row and zero entropy.
+    /// `precision` `.bf16` rounds Q, K, V and the probabilities P to bfloat16 for the two products (float32
+    /// accumulation, float32 softmax; `Problem.runBFloat16`).
     public static func compute(query: Tensor, key: Tensor, value: Tensor, heads: Int,
                                modifier: (any AttentionLogitModifier)? = nil,
                                chunking: AttentionChunking = .unbounded,
-                               entropy: UnsafeMutablePointer<Double>? = nil) -> Tensor {
+                               entropy: UnsafeMutablePointer<Double>? = nil,
+                               precision: Precision = .fp32) -> Tensor {
         let profileStart = Profiler.begin()
         defer { Profiler.end(.attention, profileStart) }
         precondition(query.rank == 3 && key.rank == 3 && value.rank == 3,
@@ -106,12 +109,15 @@ public enum ScaledDotProductAttention {
                               queryChunk: block.queryChunk, keyChunk: block.keyChunk,
                               modifier: modifier, wantsEntropy: entropy != nil)
         let items = batch * heads * problem.queryChunks
+        let bfloat16Path = BFloat16.path
         let workers = min(Parallel.threadCount, items)
         var partialEntropy = [Double](repeating: 0, count: workers)
         partialEntropy.withUnsafeMutableBufferPointer { partial in
             MatMul.withSingleThreadedBLAS {
                 Parallel.forEach(workers) { w in
-                    partial[w] = problem.run(items: items * w / workers ..< items * (w + 1) / workers)
+                    let range = items * w / workers ..< items * (w + 1) / workers
+                    partial[w] = precision == .bf16 ? problem.runBFloat16(items: range, path: bfloat16Path)
+                        : problem.run(items: range)
                 }
             }
         }
@@ -138,7 +144,7 @@ extension ScaledDotProductAttention {
 }
 
 /// One attention call's operands and sizes; `run` processes a range of (batch, head, query chunk) items.
-private struct Problem {
+struct Problem {
     let query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>
     let out: UnsafeMutablePointer<Float>
     let heads: Int, queries: Int, keys: Int, channels: Int
@@ -259,7 +265,7 @@ private struct Problem {
     /// keys) and rescales the running sum, entropy term and output accumulator to the new max m'.
     /// Entropy term t = sum e^{l-m}(l-m); on m -> m': t' = e^{m-m'} (t + s (m - m')), s' = s e^{m-m'}.
     @inline(__always)
-    private func updateRow(_ row: UnsafeMutablePointer<Float>, count: Int,
+    func updateRow(_ row: UnsafeMutablePointer<Float>, count: Int,
                            max runningMax: UnsafeMutablePointer<Float>, sum runningSum: UnsafeMutablePointer<Float>,
                            entropy runningEntropy: UnsafeMutablePointer<Float>,
                            accumulator: UnsafeMutablePointer<Float>, headDim: Int) {

@@ -61,7 +61,9 @@ public struct BlockedWinogradConvolution: ConvolutionAlgorithm {
             }
         }
 
-        let pw = UnsafePointer(layer.weight.pointer), pb = layer.bias.map { UnsafePointer($0.pointer) }
+        let weight = layer.weight  // (a bfloat16 layer widens it for this call: keep it alive to the end)
+        defer { withExtendedLifetime(weight) {} }
+        let pw = UnsafePointer(weight.pointer), pb = layer.bias.map { UnsafePointer($0.pointer) }
         let po = out.pointer, pv = UnsafePointer(v)
         let groups = (o + MicroKernel.rows - 1) / MicroKernel.rows
         Parallel.forRanges(groups) { groupRange in

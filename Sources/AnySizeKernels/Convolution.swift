@@ -12,8 +12,21 @@ public protocol ConvolutionAlgorithm: Sendable {
 public final class Conv2D: @unchecked Sendable {
     /// O, I, k (from the weight), and the stride and zero padding applied on both spatial axes.
     public let outChannels: Int, inChannels: Int, kernelSize: Int, stride: Int, padding: Int
-    /// [O, k, k, I]: `weight[o, ky, kx, i]` is PyTorch's `weight[o, i, ky, kx]`.
-    public let weight: Tensor
+    /// [O, k, k, I]: `weight[o, ky, kx, i]` is PyTorch's `weight[o, i, ky, kx]`. A bfloat16 layer holds no float32
+    /// copy: this widens its `bfloat16Weight` on each access (for algorithms other than `BFloat16Convolution`).
+    public var weight: Tensor {
+        switch storedWeight {
+        case .float32(let w): return w
+        case .bfloat16(let w): return w.widened().reshaped([outChannels, kernelSize, kernelSize, inChannels])
+        }
+    }
+    /// The weight as bfloat16 rows [O, k*k*I] (taps-major), or nil for a float32 layer.
+    public var bfloat16Weight: BFloat16Rows? {
+        if case .bfloat16(let w) = storedWeight { return w }
+        return nil
+    }
+    private enum Storage { case float32(Tensor), bfloat16(BFloat16Rows) }
+    private let storedWeight: Storage
     /// [O], or nil for a convolution without bias.
     public let bias: Tensor?
     /// The algorithm `callAsFunction` runs.
@@ -30,11 +43,30 @@ public final class Conv2D: @unchecked Sendable {
         inChannels = weight.shape[1]
         kernelSize = weight.shape[2]
         if let bias { precondition(bias.count == outChannels, "Conv2D bias \(bias.shape) for \(outChannels) outputs") }
-        self.weight = Self.tapsMajor(weight)
+        storedWeight = .float32(Self.tapsMajor(weight))
         self.bias = bias
         self.stride = stride
         self.padding = padding
         self.algorithm = algorithm
+    }
+
+    /// Prepares a layer whose weight is held in bfloat16 only (rounded to nearest even from the float32
+    /// `weight` [O, I, k, k], which the layer does not keep); runs `BFloat16Convolution`.
+    public init(bfloat16Weight weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) {
+        precondition(weight.rank == 4 && weight.shape[2] == weight.shape[3] && weight.shape[2] > 0,
+                     "Conv2D weight must be [O, I, k, k], got \(weight.shape)")
+        precondition(stride > 0 && padding >= 0, "Conv2D stride \(stride) / padding \(padding)")
+        outChannels = weight.shape[0]
+        inChannels = weight.shape[1]
+        kernelSize = weight.shape[2]
+        if let bias { precondition(bias.count == outChannels, "Conv2D bias \(bias.shape) for \(outChannels) outputs") }
+        let taps = Self.tapsMajor(weight)
+        let depth = inChannels * kernelSize * kernelSize
+        storedWeight = .bfloat16(BFloat16Rows(taps.pointer, rows: outChannels, columns: depth, sourceStride: depth))
+        self.bias = bias
+        self.stride = stride
+        self.padding = padding
+        algorithm = BFloat16Convolution()
     }
 
     /// [O, I, k, k] -> [O, k, k, I] (the same tensor when k = 1 or I = 1, where the two layouts coincide).
@@ -174,7 +206,9 @@ public struct Im2ColConvolution: ConvolutionAlgorithm {
         let pixels = outH * outW
         let inPlane = layer.inChannels * height * width, outPlane = o * pixels
         let out = Tensor(uninitialized: [batch, o, outH, outW])  // bias fill or beta 0
-        let po = out.pointer, px = UnsafePointer(input.pointer), pw = UnsafePointer(layer.weight.pointer)
+        let weight = layer.weight  // (a bfloat16 layer widens it for this call: keep it alive to the end)
+        defer { withExtendedLifetime(weight) {} }
+        let po = out.pointer, px = UnsafePointer(input.pointer), pw = UnsafePointer(weight.pointer)
         let pb = layer.bias.map { UnsafePointer($0.pointer) }
         let workers = Parallel.threadCount
 

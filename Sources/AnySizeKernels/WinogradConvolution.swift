@@ -62,7 +62,9 @@ public struct WinogradConvolution: ConvolutionAlgorithm {
                                 tilesPerBlock: tilesPerBlock, workers: Parallel.threadCount)
         let transformed = UnsafeMutablePointer<Float>.allocate(capacity: 36 * plan.chunkChannels * plan.inChannels)
         defer { transformed.deallocate() }
-        let px = UnsafePointer(input.pointer), pw = UnsafePointer(layer.weight.pointer)
+        let weight = layer.weight  // (a bfloat16 layer widens it for this call: keep it alive to the end)
+        defer { withExtendedLifetime(weight) {} }
+        let px = UnsafePointer(input.pointer), pw = UnsafePointer(weight.pointer)
         let pb = layer.bias.map { UnsafePointer($0.pointer) }
 
         for o0 in stride(from: 0, to: plan.outChannels, by: plan.chunkChannels) {

@@ -36,7 +36,7 @@ struct AttentionReportCommand: ParsableCommand {
 
         let progress = ProgressReporter(quiet: quiet)
         let loadStart = Date()
-        let pipeline = try StableDiffusionPipeline(checkpoint: try resolved.loadCheckpoint())
+        let pipeline = try StableDiffusionPipeline(checkpoint: try resolved.loadCheckpoint(), precision: resolved.options.precision)
         progress.phase("load", seconds: Date().timeIntervalSince(loadStart))
         let report = try AttentionReport.run(pipeline: pipeline, options: options) { event in
             switch event {

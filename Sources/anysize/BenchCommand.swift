@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time one model component (unet, vae-decode, text-encoder, sample) on seeded random inputs.",
-        discussion: "Prints one JSON line on stdout: component, width, height, batch, repeats, seconds_median, seconds_min, gflops (analytic FLOPs / median), peak_rss_mb; for sample also compose and estimated_relative_cost (run it with --compose none for the direct run to compare with). With --profile, also seconds per op family (in the JSON and as a table on stderr).")
+        discussion: "Prints one JSON line on stdout: component, width, height, batch, repeats, seconds_median, seconds_min, gflops (analytic FLOPs / median), peak_rss_mb, precision, matmul_path (fp32, AVX512-BF16 or widened fallback); for sample also compose and estimated_relative_cost (run it with --compose none for the direct run to compare with). With --profile, also seconds per op family (in the JSON and as a table on stderr).")
 
     @Option(help: "A diffusers model folder or a single-file .safetensors checkpoint.") var model: String
     @Option(help: "unet, vae-decode, text-encoder or sample (the UNet calls of a whole sampling run through --compose).") var component: String
@@ -19,6 +19,8 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Untimed runs before the timed ones.") var warmup: Int = 1
     @Option(parsing: .unconditional, help: "Seed of the random inputs.") var seed: UInt64 = 0
     @Flag(help: "Record and print seconds per op family.") var profile = false
+    @Option(help: "unet and sample: fp32 (default) or bf16 (bfloat16 weights and products, float32 accumulation).") var precision: String = "fp32"
+    @Flag(help: "unet: instead of timing, run one call in fp32 and in bf16 on the same inputs and print the relative max-abs error.") var accuracy = false
     @Option(help: "sample: the composition method (none, redilate, hires, deep-shrink, resize, auto); none is the direct run to compare with.") var compose: String = "none"
     @Option(parsing: .unconditional, help: "sample: sampling steps of a direct run.") var steps: Int = 20
     @Option(name: .customLong("hires-strength"), parsing: .unconditional, help: "sample, hires: img2img strength of the pass at the target size, in (0, 1].") var hiresStrength: Double = 0.7
@@ -37,13 +39,19 @@ struct BenchCommand: ParsableCommand {
         options.composition = CompositionOptions(mode: mode, hiresStrength: hiresStrength, redilateUntil: redilateUntil,
                                                  deepShrinkEnd: deepShrinkEnd)
         options.steps = steps
+        options.precision = try Precision.parse(precision)
         try options.validate()
         try options.checkMemory(model: try ModelFootprint.read(path: model))
         let checkpoint = try StableDiffusionCheckpoint.load(path: model)
+        if accuracy {
+            guard part == .unet else { throw AnySizeError(.invalidArgument, "--accuracy compares UNet calls; use it with --component unet") }
+            print(try Benchmark.precisionComparison(checkpoint: checkpoint, options: options).jsonLine(options: options))
+            return
+        }
         let result = try Benchmark.run(checkpoint: checkpoint, options: options)
         print(result.jsonLine)
         if profile {
-            let header = "BLAS core \(MatMul.blasCoreName), \(Parallel.threadCount) threads\n"
+            let header = "BLAS core \(MatMul.blasCoreName), \(Parallel.threadCount) threads, products \(result.matmulPath)\n"
             FileHandle.standardError.write((header + result.profileTable).data(using: .utf8) ?? Data())
         }
     }

@@ -54,11 +54,12 @@ struct GenerationPlan {
         if verbose { progress.line(resolved.memorySummary) }
         for notice in resolved.notices { progress.line(notice) }
         let loadStart = Date()
-        let pipeline = try StableDiffusionPipeline(checkpoint: try resolved.loadCheckpoint())
+        let pipeline = try StableDiffusionPipeline(checkpoint: try resolved.loadCheckpoint(), precision: options.precision)
         progress.phase("load", seconds: Date().timeIntervalSince(loadStart))
         if !pipeline.unusedTensors.isEmpty {
             progress.line("note: \(pipeline.unusedTensors.count) checkpoint tensors were not used (see anysize info)")
         }
+        if options.precision != .fp32 { progress.line("precision: \(options.precision.rawValue) UNet (\(options.precision.kernelDescription))") }
         if verbose {
             progress.line("attention memory: \(options.attentionMemory >> 20) MB")
             progress.line("vae tiling: \(options.vaeTiling.summary)")

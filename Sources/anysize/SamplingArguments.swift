@@ -16,6 +16,7 @@ struct SamplingArguments: ParsableArguments {
     @Option(help: "How a canvas other than the trained one is composed: none, redilate, hires, deep-shrink, resize or auto (trained size: none; no side larger than trained: resize; a side larger: hires). Default: auto for generate, none for attention-report (it measures attention on the canvas itself).") var compose: String?
     @Option(name: .customLong("hires-strength"), parsing: .unconditional, help: "hires: img2img strength of the pass at the target size, in (0, 1].") var hiresStrength: Double = 0.7
     @Option(name: .customLong("redilate-until"), parsing: .unconditional, help: "redilate: re-dilate the convolutions while the timestep is at least T (0 to 1000).") var redilateUntil: Double = 400
+    @Option(help: "fp32 (default, equal to diffusers) or bf16: the UNet with bfloat16 weights and products (float32 accumulation; about half the weight memory; text encoder and VAE stay fp32).") var precision: String = "fp32"
     @Option(name: .customLong("prompt-syntax"), help: "a1111 (emphasis (word:1.3), [word], BREAK) or plain.") var promptSyntax: String = "a1111"
     @Option(name: .customLong("deep-shrink-end"), parsing: .unconditional, help: "deep-shrink: shrink the inner levels while the timestep is at least (1 - E) * 1000, E in [0, 1].") var deepShrinkEnd: Double = 0.35
 
@@ -43,6 +44,7 @@ struct SamplingArguments: ParsableArguments {
         options.karras = karras ?? (kind == .dpmpp2m)
         options.localEdge = localEdge
         options.trainedSize = try trainedSize.map { try Self.parseSize($0, flag: "--trained-size") }
+        options.precision = try Precision.parse(precision)
         options.attentionMemory = try attentionMemory.map { try AttentionMemory.budget(megabytes: $0) } ?? AttentionMemory.defaultBudget()
         var request = GenerationRequest(model: model, options: options)
         if let p = prediction {

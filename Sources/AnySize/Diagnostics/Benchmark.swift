@@ -32,6 +32,8 @@ public struct BenchmarkOptions: Sendable {
     /// `sample`: the composition method and its settings, and the sampling steps of a direct run.
     public var composition = CompositionOptions()
     public var steps = 20
+    /// `unet` and `sample`: the UNet's number format.
+    public var precision: Precision = .fp32
 
     public init(component: BenchmarkComponent, width: Int = 512, height: Int = 512, batch: Int = 1,
                 repeats: Int = 3, warmup: Int = 1, seed: UInt64 = 0, profile: Bool = false) {
@@ -117,6 +119,12 @@ public struct BenchmarkResult: Sendable {
 
     public var secondsMin: Double { seconds.min() ?? 0 }
 
+    /// Which kernels ran the UNet's products: "fp32", or the bfloat16 path (`BFloat16Path`) for `.bf16`.
+    public var matmulPath: String {
+        options.precision == .fp32 || options.component == .vaeDecode || options.component == .textEncoder
+            ? "fp32" : BFloat16.path.rawValue
+    }
+
     /// Counted FLOPs / median seconds, in units of 10^9.
     public var gflops: Double { secondsMedian > 0 ? flops / secondsMedian / 1e9 : 0 }
 
@@ -129,6 +137,7 @@ public struct BenchmarkResult: Sendable {
             "\"height\":\(options.height)", "\"batch\":\(options.batch)", "\"repeats\":\(options.repeats)",
             "\"seconds_median\":\(number(secondsMedian))", "\"seconds_min\":\(number(secondsMin))",
             "\"gflops\":\(number(gflops))", "\"peak_rss_mb\":\(peakResidentBytes >> 20)",
+            "\"precision\":\"\(options.precision.rawValue)\"", "\"matmul_path\":\"\(matmulPath)\"",
         ]
         if let plan = composition {
             fields.append("\"compose\":\"\(plan.metadataSummary)\"")
@@ -168,7 +177,8 @@ public enum Benchmark {
         var plan: CompositionPlan?
         switch options.component {
         case .unet:
-            let unet = try UNet2DConditionModel(config: checkpoint.unetConfig, parameters: checkpoint.unet)
+            let unet = try UNet2DConditionModel(config: checkpoint.unetConfig, parameters: checkpoint.unet,
+                                                  precision: options.precision)
             let config = checkpoint.unetConfig
             let sample = random.randn([options.batch, config.inChannels, latentHeight, latentWidth])  // [B, 4, h, w]
             let context = random.randn([options.batch, 77, config.crossAttentionDim])                // [B, 77, Cc]
@@ -177,7 +187,8 @@ public enum Benchmark {
             call = { _ = unet(sample, timesteps: timesteps, context: context, attention: attention) }
             flops = FLOPCount.unet(config, latentHeight: latentHeight, latentWidth: latentWidth, batch: options.batch)
         case .sample:
-            let unet = try UNet2DConditionModel(config: checkpoint.unetConfig, parameters: checkpoint.unet)
+            let unet = try UNet2DConditionModel(config: checkpoint.unetConfig, parameters: checkpoint.unet,
+                                                  precision: options.precision)
             let config = checkpoint.unetConfig
             let context = random.randn([options.batch, 77, config.crossAttentionDim])                // [B, 77, Cc]
             let schedule = try SamplerKind.dpmpp2m.makeScheduler(

@@ -3,10 +3,13 @@
 public struct AttentionLayer {
     public let heads: Int
     public let toQ: Linear, toK: Linear, toV: Linear, toOut: Linear
+    /// Number format of the attention products (the scope's precision).
+    public let precision: Precision
 
     public init(_ scope: ParameterScope, queryDim: Int, contextDim: Int?, heads: Int, headDim: Int, bias: Bool = false) throws {
         let inner = heads * headDim
         self.heads = heads
+        precision = scope.precision
         toQ = try scope.linear("to_q", in: queryDim, out: inner, bias: bias)
         toK = try scope.linear("to_k", in: contextDim ?? queryDim, out: inner, bias: bias)
         toV = try scope.linear("to_v", in: contextDim ?? queryDim, out: inner, bias: bias)
@@ -22,7 +25,7 @@ public struct AttentionLayer {
         let headDim = q.dim(-1) / heads
         let chunking = AttentionChunking.fitting(bytes: memoryBudget, queries: q.dim(1), keys: k.dim(1), headDim: headDim)
         let o = ScaledDotProductAttention.compute(query: q, key: k, value: v, heads: heads, modifier: modifier,
-                                                  chunking: chunking, entropy: entropy)
+                                                  chunking: chunking, entropy: entropy, precision: precision)
         return toOut(o)                       // [B, N, C]
     }
 }

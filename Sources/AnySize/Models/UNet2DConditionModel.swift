@@ -34,10 +34,15 @@ public final class UNet2DConditionModel: @unchecked Sendable {
     /// 2048 x 2048 canvas with guidance.
     public var feedForwardChunkBytes: Int = 64 << 20
 
+    /// Number format of the linear layers, convolutions and attention products (`.bf16`: weights held in
+    /// bfloat16 only, float32 accumulation; norms, softmax and the residual stream stay float32).
+    public let precision: Precision
+
     /// Builds the model from diffusers-named parameters, checking every shape against `config`.
-    public init(config: UNetConfig, parameters store: ParameterStore) throws {
+    public init(config: UNetConfig, parameters store: ParameterStore, precision: Precision = .fp32) throws {
         self.config = config
-        let s = ParameterScope(store)
+        self.precision = precision
+        let s = ParameterScope(store, precision: precision)
         let channels = config.blockOutChannels
         let levels = channels.count
         guard levels >= 1, config.downBlockTypes.count == levels, config.upBlockTypes.count == levels else {

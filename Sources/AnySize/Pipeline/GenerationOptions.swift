@@ -27,6 +27,8 @@ public struct GenerationOptions: Sendable {
     /// How prompts are read: A1111 emphasis syntax (`(word:1.3)`, `[word]`, `BREAK`) or plain text.
     public var promptSyntax: PromptSyntax = .a1111
     public var attention: AttentionMode = .auto
+    /// Number format of the UNet's products (`.fp32` default; `.bf16` needs a pipeline built with it).
+    public var precision: Precision = .fp32
     /// How a canvas other than the trained one is composed (METHODS.md "Composition methods"): the method
     /// (`none` by default here, as diffusers; the CLI defaults to `auto`) and its settings.
     public var composition = CompositionOptions()

@@ -25,8 +25,14 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
     /// Tensors of the checkpoint that no model used (reported, not fatal).
     public let unusedTensors: [String]
 
-    /// Builds all models from a loaded checkpoint (each reads its weights from the checkpoint's file now).
-    public init(checkpoint: StableDiffusionCheckpoint) throws {
+    /// Number format of the UNet (`GenerationOptions.precision` must match it). The text encoder and the VAE
+    /// always run in float32 (docs/PERFORMANCE.md, "bf16").
+    public let precision: Precision
+
+    /// Builds all models from a loaded checkpoint (each reads its weights from the checkpoint's file now), the
+    /// UNet in `precision`.
+    public init(checkpoint: StableDiffusionCheckpoint, precision: Precision = .fp32) throws {
+        self.precision = precision
         family = checkpoint.family
         predictionType = checkpoint.predictionType
         trainedSize = checkpoint.trainedSize
@@ -37,7 +43,7 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
         textConfig = checkpoint.textConfig
         textEncoderParameters = checkpoint.textEncoder
         residentTextEncoder = try CLIPTextModel(config: checkpoint.textConfig, parameters: checkpoint.textEncoder)
-        unet = try UNet2DConditionModel(config: checkpoint.unetConfig, parameters: checkpoint.unet)
+        unet = try UNet2DConditionModel(config: checkpoint.unetConfig, parameters: checkpoint.unet, precision: precision)
         vae = try AutoencoderKL(config: checkpoint.vaeConfig, parameters: checkpoint.vae)
         if let data = checkpoint.schedulerConfigData {
             schedulerConfig = try SchedulerConfig.decode(json: data, source: checkpoint.path + "/scheduler/scheduler_config.json")
@@ -130,6 +136,10 @@ public final class StableDiffusionPipeline: @unchecked Sendable {
     /// phase timings, per-call progress and latents for previews.
     public func generate(_ options: GenerationOptions, progress: (PipelineEvent) -> Void = { _ in }) throws -> GenerationResult {
         try options.validate()
+        guard options.precision == precision else {
+            throw AnySizeError(.invalidArgument,
+                "precision \(options.precision.rawValue) was asked of a pipeline built in \(precision.rawValue); build the pipeline with precision: .\(options.precision.rawValue)")
+        }
         var timings: [(phase: String, seconds: Double)] = []
         func timed<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
             let start = Date()

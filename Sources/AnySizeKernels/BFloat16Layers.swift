@@ -1,0 +1,138 @@
+import CAnySizeBF16
+import Foundation
+
+/// Linear layers and convolutions with bfloat16 weights: float32 activations are rounded to bfloat16 per call,
+/// block by block on each worker thread, and multiplied by `BFloat16MatMul.gemm` (float32 accumulation).
+extension MatMul {
+    /// y = x W^T + b for x [..., in] float32, W^T held as bfloat16 panels [in, out], bias [out] float32.
+    /// Token rows are cut into blocks of at most 128 (spread over the workers); each worker rounds its block
+    /// of x to bfloat16 and multiplies it with the whole weight.
+    public static func linear(_ x: Tensor, weight: BFloat16Panels, bias: Tensor?,
+                              path: BFloat16Path = BFloat16.path) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.linear, profileStart) }
+        let inFeatures = x.shape.last ?? 0
+        precondition(weight.k == inFeatures, "linear: input \(x.shape) does not fit bf16 weight [\(weight.k), \(weight.n)]")
+        let outFeatures = weight.n
+        let rows = x.count / max(inFeatures, 1)
+        var outShape = x.shape
+        outShape[outShape.count - 1] = outFeatures
+        let out = Tensor(uninitialized: outShape)  // bias rows or a first product without accumulation
+        if let bias { precondition(bias.count == outFeatures, "linear: bias \(bias.shape) for \(outFeatures) outputs") }
+        let workers = Parallel.threadCount
+        let block = max(8, min(128, (rows + workers - 1) / workers + 7) / 8 * 8)
+        let blocks = (rows + block - 1) / block
+        let px = UnsafePointer(x.pointer), po = out.pointer, pb = bias.map { UnsafePointer($0.pointer) }
+        let pw = UnsafePointer(weight.storage.pointer)
+        withSingleThreadedBLAS {  // the widened path's sgemm, one per worker
+            Parallel.forRanges(blocks) { range in
+                let a = BFloat16Rows(rows: block, columns: inFeatures)
+                for job in range {
+                    let r0 = job * block, count = min(block, rows - r0)
+                    let c = po + r0 * outFeatures
+                    if let pb { for r in 0 ..< count { (c + r * outFeatures).update(from: pb, count: outFeatures) } }
+                    a.fill(from: px + r0 * inFeatures, rows: count, sourceStride: inFeatures)
+                    BFloat16MatMul.gemm(m: count, n: outFeatures, k: inFeatures, a: a.storage.pointer, lda: a.rowStride,
+                                        b: pw, c: c, ldc: outFeatures, accumulate: pb != nil, path: path)
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Convolution with a bfloat16 weight (`Conv2D(bfloat16Weight:)`), as im2col matrix products: per batch element
+/// out [O, Ho*Wo] = W [O, k*k*I] x cols [k*k*I, Ho*Wo], the columns of each band of output pixels packed to
+/// bfloat16 panels on the worker that multiplies them, in one pass from the image
+/// (`anysize_bf16_pack_im2col`; 1x1 stride-1 layers pack the input pixels directly).
+///
+/// Winograd's products are not rounded to bfloat16: its input and output transforms add and subtract values up
+/// to 10x the inputs' size around the products (F(4x4, 3x3)), so bfloat16 rounding there costs far more accuracy
+/// than in a direct product. On large grids (`winogradTiles`) the float32 Winograd runs instead, on the
+/// bfloat16-rounded weight widened per call (docs/PERFORMANCE.md, "bf16").
+/// A float32 layer given to this algorithm runs `AutomaticConvolution`.
+public struct BFloat16Convolution: ConvolutionAlgorithm {
+    /// Output pixels per packed band: 2 x 512 x k*k*I bytes of panels (L2-sized at SD's channel counts).
+    public let bandPixels: Int
+    /// From this many 4x4 output tiles on (`WinogradConvolution.tileCount`), 3x3 stride-1 layers with at least 48
+    /// input channels run float32 `WinogradConvolution` on the bfloat16 weight widened for the call (its 2.25x
+    /// fewer multiplies beat the bfloat16 GEMM's 2x rate on large grids); nil: always im2col in bfloat16.
+    public let winogradTiles: Int?
+
+    /// Defaults: bands of 512 pixels; Winograd from `defaultWinogradTiles` tiles (`ANYSIZE_BF16_WINOGRAD_TILES`
+    /// overrides it for measurements: a tile count, or `off`).
+    public init(bandPixels: Int = 512, winogradTiles: Int? = BFloat16Convolution.defaultWinogradTiles) {
+        precondition(bandPixels > 0, "bandPixels must be positive")
+        self.bandPixels = bandPixels
+        self.winogradTiles = winogradTiles
+    }
+
+    /// 256 tiles (the UNet's 64x64 level at batch 2), or the environment's `ANYSIZE_BF16_WINOGRAD_TILES`.
+    public static let defaultWinogradTiles: Int? = {
+        guard let value = ProcessInfo.processInfo.environment["ANYSIZE_BF16_WINOGRAD_TILES"] else { return 256 }
+        return Int(value)
+    }()
+
+    public func forward(_ input: Tensor, layer: Conv2D) -> Tensor {
+        if let winogradTiles, WinogradConvolution.supports(layer), layer.inChannels >= 48, input.rank == 4,
+           WinogradConvolution.tileCount(batch: input.shape[0], height: input.shape[2], width: input.shape[3]) >= winogradTiles {
+            return WinogradConvolution().forward(input, layer: layer)
+        }
+        return forward(input, layer: layer, dilation: 1)
+    }
+
+    /// out = bias + conv(input [B, I, H, W]) with taps `dilation` apart and padding `layer.padding * dilation`.
+    public func forward(_ input: Tensor, layer: Conv2D, dilation: Int, path: BFloat16Path = BFloat16.path) -> Tensor {
+        guard let weight = layer.bfloat16Weight else {
+            return dilation == 1 ? AutomaticConvolution().forward(input, layer: layer)
+                : Im2ColConvolution().forward(input, layer: layer, dilation: dilation)
+        }
+        precondition(input.rank == 4 && input.shape[1] == layer.inChannels,
+                     "Conv2D expects [B, \(layer.inChannels), H, W], got \(input.shape)")
+        let batch = input.shape[0], height = input.shape[2], width = input.shape[3]
+        let (outH, outW) = layer.outputSize(height: height, width: width, dilation: dilation)
+        precondition(outH > 0 && outW > 0,
+                     "Conv2D input \(input.shape) is smaller than its \(layer.kernelSize)x\(layer.kernelSize) kernel")
+        let o = layer.outChannels, depth = weight.columns, pixels = outH * outW
+        let inPlane = layer.inChannels * height * width, outPlane = o * pixels
+        let out = Tensor(uninitialized: [batch, o, outH, outW])
+        let po = out.pointer, px = UnsafePointer(input.pointer), pw = UnsafePointer(weight.storage.pointer)
+        let pb = layer.bias.map { UnsafePointer($0.pointer) }
+        let direct = layer.kernelSize == 1 && layer.stride == 1 && layer.padding == 0
+        // Bands of output pixels, at least one per worker when the image allows.
+        let workers = Parallel.threadCount
+        let perWorker = (batch * pixels + workers - 1) / workers
+        let bandSize = max(1, min(bandPixels, perWorker))
+        let bandsPerImage = (pixels + bandSize - 1) / bandSize
+        let im2col = Im2ColConvolution()  // (its bias fill)
+        MatMul.withSingleThreadedBLAS {
+            Parallel.forRanges(batch * bandsPerImage) { range in
+                let panels = BFloat16Storage(count: BFloat16Panels.elements(k: depth, n: bandSize))
+                for job in range {
+                    let b = job / bandsPerImage, band = job % bandsPerImage
+                    let start = band * bandSize, count = min(bandSize, pixels - start)
+                    if direct {
+                        // B [I, count] = the input pixels start ..< start + count of every channel
+                        packPanels(px + b * inPlane + start, kStride: pixels, k: depth, n: count, into: panels)
+                    } else {
+                        // B [k*k*I, count] = the im2col columns of these output pixels, packed in one pass
+                        anysize_bf16_pack_im2col(px + b * inPlane, layer.inChannels, height, width, layer.kernelSize,
+                                                 layer.stride, layer.padding * dilation, dilation, outW, start, count,
+                                                 panels.pointer)
+                    }
+                    // out_b[:, start ..< start + count] = bias + W [O, depth] x B [depth, count]
+                    let c = po + b * outPlane + start
+                    let beta = im2col.fillBias(pb, c, rows: o, columns: count, ldc: pixels)
+                    BFloat16MatMul.gemm(m: o, n: count, k: depth, a: pw, lda: weight.rowStride,
+                                        b: panels.pointer, c: c, ldc: pixels, accumulate: beta != 0, path: path)
+                }
+            }
+        }
+        return out
+    }
+
+    @inline(__always)
+    private func packPanels(_ source: UnsafePointer<Float>, kStride: Int, k: Int, n: Int, into panels: BFloat16Storage) {
+        BFloat16Panels.pack(source, k: k, n: n, kStride: kStride, nStride: 1, into: panels.pointer)
+    }
+}

@@ -46,3 +46,11 @@ for size in $SIZES; do
 done
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOG"
 grep '^# total' "$LOG" >&2
+# One Markdown row per shape: GFLOP/s per data type and thread count (docs/PERFORMANCE.md keeps this table).
+awk '!/^#/ { key = $1 " " $2 " " $5 "x" $6 "x" $7 "x" $8; if (!(key in seen)) { seen[key] = 1; order[n++] = key; det[key] = $12 }
+             g[key " " $3 " " $4] = $10; if (!($3 " " $4 in col)) { col[$3 " " $4] = 1; cols[m++] = $3 " " $4 } }
+     END { printf "| size | kind | batch x M x K x N | detail |"; for (j = 0; j < m; j++) printf " %s thr GFLOP/s |", cols[j]
+           printf "\n|---|---|---|---|"; for (j = 0; j < m; j++) printf "---|"; printf "\n"
+           for (i = 0; i < n; i++) { k = order[i]; split(k, p, " "); printf "| %s | %s | %s | %s |", p[1], p[2], p[3], det[k]
+               for (j = 0; j < m; j++) printf " %s |", g[k " " cols[j]]; printf "\n" } }' "$LOG" > "${LOG%.txt}.md"
+echo "table: ${LOG%.txt}.md" >&2

@@ -6,7 +6,8 @@ Error measures, `a` against the float32 reference `b`:
 
 Part 1 (always): diffusers' own bf16 against its float32. One UNet2DConditionModel call at batch 2 on the inputs
 of `anysize bench` / diffusers_bench.py (torch.manual_seed(seed); randn latents [2, 4, h/8, w/8], randn context
-[2, 77, 768]; timestep 500), float32 vs the same float32 model under torch.autocast("cpu", dtype=torch.bfloat16)
+[2, 77, 768]; timestep --timestep, 500), float32 vs the same float32 model under
+torch.autocast("cpu", dtype=torch.bfloat16)
 (and, with --pure-bf16, vs the model cast to bfloat16). Reported for the raw batch-2 output and for the guided
 noise prediction u + g (c - u) that a sampler uses (g = --cfg-scale, 7.5), which amplifies c - u.
 
@@ -14,7 +15,9 @@ Part 2 (with --anysize BINARY): AnySize against diffusers float32 through the on
 `anysize generate --save-latents` (as tools/parity_full_size.py uses it). A one-step Euler generation (no Karras)
 ends at x_T - sigma_max * eps_guided, so final latents - x_T is the guided noise prediction of one guided UNet call
 (batch 2) scaled by sigma_max, and the scale-free measures above compare it directly. x_T is the seeded initial
-noise both programs draw alike. This path includes the text encoder (same prompt in both). Runs AnySize
+noise both programs draw alike. This path includes the text encoder (same prompt in both); AnySize runs with
+--compose none (its default, auto, would sample a 256 canvas at 512 and resize). Under autocast the pipeline also
+forms u + g (c - u) from the UNet's bf16 output in bf16, so its error here exceeds the UNet call's. Runs AnySize
 --precision fp32 and, when `anysize generate --help` lists it, --precision bf16; diffusers float32 and autocast bf16
 run the same generation (StableDiffusionPipeline, EulerDiscreteScheduler) for the same comparison.
 
@@ -52,7 +55,7 @@ def unet_call(a, size, results):
     h = size // 8
     sample = torch.randn(2, 4, h, h)
     context = torch.randn(2, 77, model.config.cross_attention_dim)
-    timesteps = torch.full((2,), 500.0)
+    timesteps = torch.full((2,), float(a.timestep))
     with torch.inference_mode():
         start = time.time()
         ref = model(sample, timesteps, encoder_hidden_states=context).sample
@@ -67,9 +70,10 @@ def unet_call(a, size, results):
             pure = model(sample.bfloat16(), timesteps, encoder_hidden_states=context.bfloat16()).sample.float()
             variants.append(("diffusers bf16 weights", pure))
     for name, out in variants:
-        results.append({"size": size, "what": "UNet call, batch 2 output", "compared": name,
+        results.append({"size": size, "what": f"UNet call t={a.timestep}, batch 2 output", "compared": name,
                         "reference": "diffusers fp32", **errors(out, ref)})
-        results.append({"size": size, "what": f"UNet call, guided eps (cfg {a.cfg_scale})", "compared": name,
+        results.append({"size": size, "what": f"UNet call t={a.timestep}, guided eps (cfg {a.cfg_scale})",
+                        "compared": name,
                         "reference": "diffusers fp32", **errors(guided(out, a.cfg_scale), guided(ref, a.cfg_scale))})
 
 
@@ -88,6 +92,7 @@ def one_step_generation(a, size, results):
     noise = torch.randn(shape, generator=torch.Generator("cpu").manual_seed(a.seed))
     pipe.scheduler.set_timesteps(1)
     x_t = noise * pipe.scheduler.init_noise_sigma
+    timestep = int(pipe.scheduler.timesteps[0])  # the one UNet call's timestep (the model's timestep_spacing)
 
     def diffusers_run(autocast):
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
@@ -105,15 +110,17 @@ def one_step_generation(a, size, results):
             out = os.path.join(tmp, "latents.safetensors")
             cmd = [a.anysize, "generate", "--model", a.model, "--prompt", a.prompt, "--width", str(size),
                    "--height", str(size), "--steps", "1", "--sampler", "euler", "--no-karras", "--seed", str(a.seed),
-                   "--cfg-scale", str(a.cfg_scale), "--attention", "standard", "--save-latents", out,
-                   "--skip-decode", "--quiet"] + (["--precision", precision] if precision else [])
+                   "--cfg-scale", str(a.cfg_scale), "--attention", "standard", "--compose", "none",
+                   "--save-latents", out, "--skip-decode", "--quiet"]
+            cmd += ["--precision", precision] if precision else []
             start = time.time()
             subprocess.run(cmd, check=True)
             print(f"  {size}: anysize {precision or 'default'} one-step generation {time.time() - start:.1f} s",
                   flush=True)
             compared.append((f"AnySize {precision or 'default (fp32)'}", load_file(out)["latents"] - x_t))
     for name, d in compared:
-        results.append({"size": size, "what": "one-step generation, guided eps (final - x_T)", "compared": name,
+        results.append({"size": size, "what": f"one-step generation t={timestep}, guided eps (final - x_T)",
+                        "compared": name,
                         "reference": "diffusers fp32", **errors(d, ref)})
 
 
@@ -123,6 +130,7 @@ def main():
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cfg-scale", type=float, default=7.5)
+    p.add_argument("--timestep", type=int, default=500, help="timestep of the part 1 UNet call (default 500)")
     p.add_argument("--prompt", default="a photo of an astronaut riding a horse on mars")
     p.add_argument("--pure-bf16", action="store_true", help="also diffusers with the weights cast to bfloat16")
     p.add_argument("--anysize", help="an anysize binary: also compare its one-step generation (part 2)")

@@ -9,6 +9,7 @@ Usage: python tools/bench/diffusers_generate.py --model models/sd15-random --wid
 
 import argparse
 import os
+import resource
 import time
 
 import torch
@@ -38,7 +39,8 @@ def main():
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, use_karras_sigmas=True)
     if args.vae_tiling:
         pipe.vae.enable_tiling()
-    print(f"load: {time.time() - start:.1f} s", flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    print(f"load: {time.time() - start:.1f} s, peak resident so far {peak:.2f} GB", flush=True)
     start = time.time()
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "autocast-bf16"):
         image = pipe(args.prompt, width=args.width, height=args.height, num_inference_steps=args.steps,

@@ -100,7 +100,19 @@ def one_step_generation(a, size, results):
                         generator=torch.Generator("cpu").manual_seed(a.seed), output_type="latent").images.float()
 
     ref = diffusers_run(False) - x_t
-    compared = [("diffusers autocast bf16", diffusers_run(True) - x_t)]
+    compared = [("diffusers pipeline under autocast bf16", diffusers_run(True) - x_t)]
+    # Only the UNet under autocast, its output widened to float32 before the pipeline forms u + g (c - u): the
+    # same quantity AnySize bf16 computes (bf16 products inside the UNet, float32 guidance and scheduler).
+    forward = pipe.unet.forward
+
+    def autocast_forward(*args, **kwargs):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = forward(*args, **kwargs)
+        return (out[0].float(),) + tuple(out[1:]) if isinstance(out, tuple) else out
+
+    pipe.unet.forward = autocast_forward
+    compared.append(("diffusers UNet under autocast bf16", diffusers_run(False) - x_t))
+    pipe.unet.forward = forward
     precisions = ["fp32", "bf16"] if anysize_supports_precision(a.anysize) else [None]
     if precisions == [None]:
         print(f"  note: {a.anysize} generate has no --precision option; comparing its default (fp32) only")

@@ -19,7 +19,9 @@ noise both programs draw alike. This path includes the text encoder (same prompt
 --compose none (its default, auto, would sample a 256 canvas at 512 and resize). Under autocast the pipeline also
 forms u + g (c - u) from the UNet's bf16 output in bf16, so its error here exceeds the UNet call's. Runs AnySize
 --precision fp32 and, when `anysize generate --help` lists it, --precision bf16; diffusers float32 and autocast bf16
-run the same generation (StableDiffusionPipeline, EulerDiscreteScheduler) for the same comparison.
+run the same generation (StableDiffusionPipeline, EulerDiscreteScheduler) for the same comparison, once with the
+whole pipeline under autocast and once with only the UNet under autocast (output widened to float32 before
+guidance, as AnySize bf16 does it).
 
     /work/venv/bin/python tools/bench/bf16_accuracy.py --model /tmp/newcomer-sd15-random --sizes 256 512
     /work/venv/bin/python tools/bench/bf16_accuracy.py --model /tmp/newcomer-sd15-random --sizes 256 \

@@ -2,7 +2,12 @@
 """Times one diffusers / transformers component on the same seeded inputs as `anysize bench` and prints the
 same JSON line (component, width, height, batch, repeats, seconds_median, seconds_min, gflops, peak_rss_mb).
 
-fp32, torch.inference_mode, torch threads = cores, diffusers' default attention processor (PyTorch SDPA).
+torch.inference_mode, torch threads = --threads (default: cores), diffusers' default attention processor
+(PyTorch SDPA). --precision fp32 (default) runs the float32 model as loaded; autocast-bf16 runs the same float32
+model under torch.autocast("cpu", dtype=torch.bfloat16) (what a diffusers user gets from one line: linear
+layers, convolutions and matrix products in bf16, the rest float32); bf16 casts the weights to bfloat16
+(model.to(torch.bfloat16), inputs too). The output is compared for finiteness only (accuracy:
+tools/bench/bf16_accuracy.py).
 Inputs: torch.manual_seed(seed), then torch.randn for the latents [B, 4, h/8, w/8] and (UNet) the text context
 [B, 77, 768]; UNet timestep 500; text-encoder ids as `Benchmark.tokenWindows` in Swift.
 gflops uses the same analytic FLOP count as AnySize, passed in by compare.sh (--flops) or 0.
@@ -39,29 +44,37 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=["fp32", "autocast-bf16", "bf16"], default="fp32")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: cores)")
     p.add_argument("--flops", type=float, default=0.0, help="analytic FLOPs of one call (from anysize bench)")
     a = p.parse_args()
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(a.threads)
+    dtype = torch.bfloat16 if a.precision == "bf16" else torch.float32
     torch.manual_seed(a.seed)
     h, w, b = a.height // 8, a.width // 8, a.batch_size
     with torch.inference_mode():
         if a.component == "unet":
             from diffusers import UNet2DConditionModel
-            model = UNet2DConditionModel.from_pretrained(a.model, subfolder="unet", torch_dtype=torch.float32).eval()
-            sample = torch.randn(b, 4, h, w)
-            context = torch.randn(b, 77, model.config.cross_attention_dim)
+            model = UNet2DConditionModel.from_pretrained(a.model, subfolder="unet", torch_dtype=dtype).eval()
+            sample = torch.randn(b, 4, h, w).to(dtype)
+            context = torch.randn(b, 77, model.config.cross_attention_dim).to(dtype)
             timesteps = torch.full((b,), 500.0)
             call = lambda: model(sample, timesteps, encoder_hidden_states=context).sample
         elif a.component == "vae-decode":
             from diffusers import AutoencoderKL
-            model = AutoencoderKL.from_pretrained(a.model, subfolder="vae", torch_dtype=torch.float32).eval()
-            latents = torch.randn(b, model.config.latent_channels, h, w)
+            model = AutoencoderKL.from_pretrained(a.model, subfolder="vae", torch_dtype=dtype).eval()
+            latents = torch.randn(b, model.config.latent_channels, h, w).to(dtype)
             call = lambda: model.decode(latents).sample
         else:
             from transformers import CLIPTextModel
-            model = CLIPTextModel.from_pretrained(a.model, subfolder="text_encoder", dtype=torch.float32).eval()
+            model = CLIPTextModel.from_pretrained(a.model, subfolder="text_encoder", dtype=dtype).eval()
             ids = token_windows(b, model.config.vocab_size, a.seed)
             call = lambda: model(ids).last_hidden_state
+        if a.precision == "autocast-bf16":
+            plain = call
+            def call():
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    return plain()
         for _ in range(a.warmup):
             call()
         seconds = []
@@ -71,7 +84,7 @@ def main():
             seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
     print(json.dumps({
-        "component": a.component, "width": a.width, "height": a.height, "batch": b, "repeats": a.repeats,
+        "component": a.component, "precision": a.precision, "threads": a.threads, "width": a.width, "height": a.height, "batch": b, "repeats": a.repeats,
         "seconds_median": round(median, 4), "seconds_min": round(min(seconds), 4),
         "gflops": round(a.flops / median / 1e9, 4) if a.flops else 0.0,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10,

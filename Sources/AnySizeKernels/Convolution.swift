@@ -70,7 +70,7 @@ public final class Conv2D: @unchecked Sendable {
     }
 
     /// [O, I, k, k] -> [O, k, k, I] (the same tensor when k = 1 or I = 1, where the two layouts coincide).
-    static func tapsMajor(_ weight: Tensor) -> Tensor {
+    public static func tapsMajor(_ weight: Tensor) -> Tensor {
         let o = weight.shape[0], i = weight.shape[1], taps = weight.shape[2] * weight.shape[3]
         let shape = [o, weight.shape[2], weight.shape[3], i]
         if taps == 1 || i == 1 { return weight.reshaped(shape) }

@@ -1,4 +1,4 @@
-@testable import AnySizeKernels
+import AnySizeKernels
 import Foundation
 import XCTest
 

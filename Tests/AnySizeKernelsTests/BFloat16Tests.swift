@@ -1,4 +1,4 @@
-@testable import AnySizeKernels
+import AnySizeKernels
 import CAnySizeBF16
 import XCTest
 

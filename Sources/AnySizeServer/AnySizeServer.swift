@@ -25,7 +25,7 @@ public final class AnySizeServer: @unchecked Sendable {
         hashes = ModelHashes(store: store)
         worker = try GenerationWorker(model: catalog.entries[0], queueLimit: configuration.queueLimit,
                                       outputDirectory: URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("outputs").path,
-                                      store: store, hashes: hashes)
+                                      store: store, hashes: hashes, precision: configuration.precision)
         hashes.start(catalog.entries)
         preview = try? ApproximateDecoder.bundledSD15()
         try store.expire(olderThan: configuration.resultLifetime)

@@ -70,15 +70,20 @@ final class GenerationWorker: @unchecked Sendable {
     private let hashes: ModelHashes
     // Touched only on the worker thread after `init`.
     private var pipeline: StableDiffusionPipeline
+    /// The UNet's number format for every model loaded (`ServerConfiguration.precision`).
+    private let precision: Precision
     private var footprints: [String: ModelFootprint] = [:]
     /// The model loaded now (read from any thread under `condition`).
     private var loadedModel: ModelEntry
 
     /// Loads `model` (on the caller's thread, so a bad `--model` fails before the server listens).
-    init(model: ModelEntry, queueLimit: Int, outputDirectory: String, store: JobStore, hashes: ModelHashes) throws {
+    init(model: ModelEntry, queueLimit: Int, outputDirectory: String, store: JobStore, hashes: ModelHashes,
+         precision: Precision = .fp32) throws {
         self.store = store
         self.hashes = hashes
-        pipeline = try StableDiffusionPipeline(checkpoint: StableDiffusionCheckpoint.load(path: model.path))
+        self.precision = precision
+        pipeline = try StableDiffusionPipeline(checkpoint: StableDiffusionCheckpoint.load(path: model.path),
+                                               precision: precision)
         loadedModel = model
         self.queueLimit = queueLimit
         self.outputDirectory = outputDirectory
@@ -225,7 +230,7 @@ final class GenerationWorker: @unchecked Sendable {
         state.jobName = "load \(entry.name)"
         condition.unlock()
         let checkpoint = try StableDiffusionCheckpoint.load(path: entry.path)
-        pipeline = try StableDiffusionPipeline(checkpoint: checkpoint)
+        pipeline = try StableDiffusionPipeline(checkpoint: checkpoint, precision: precision)
         condition.lock()
         loadedModel = entry
         condition.unlock()
@@ -242,6 +247,7 @@ final class GenerationWorker: @unchecked Sendable {
         if let entry = job.model { try load(entry) }
         let model = currentModel
         var options = job.options
+        options.precision = precision
         if job.widthFromModel { options.width = pipeline.trainedSize.width }
         if job.heightFromModel { options.height = pipeline.trainedSize.height }
         if let refusal = MemoryEstimate.refusal(model: try footprint(model), options: options, img2img: job.kind == .img2img) {

@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var queueLimit: Int = 16
     /// Largest request body in bytes (init images are base64 in JSON); larger answer 413.
     public var bodyLimit: Int = 32 << 20
+    /// Number format of the UNet of every model the server loads (`--precision`; A1111 has no request field for it).
+    public var precision: Precision = .fp32
 
     public init(modelPath: String) {
         self.modelPath = modelPath

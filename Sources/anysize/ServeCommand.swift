@@ -17,6 +17,7 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("api-auth"), help: "HTTP Basic credentials USER:PASS (several: comma-separated).") var apiAuth: String?
     @Option(name: .customLong("queue-limit"), help: "Most requests waiting behind the running one; more answer 429.") var queueLimit: Int = 16
     @Option(name: .customLong("body-limit"), help: "Largest request body in MB.") var bodyLimit: Int = 32
+    @Option(help: "fp32 (default, equal to diffusers) or bf16: every loaded model's UNet in bfloat16 (about half the weight memory).") var precision: String = "fp32"
 
     func run() throws {
         var configuration = ServerConfiguration(modelPath: model)
@@ -27,10 +28,12 @@ struct ServeCommand: ParsableCommand {
         configuration.credentials = try apiAuth.map { try ServerConfiguration.parseCredentials($0) } ?? []
         configuration.queueLimit = queueLimit
         configuration.bodyLimit = bodyLimit << 20
+        configuration.precision = try Precision.parse(precision)
         let server = try AnySizeServer(configuration: configuration)
         let host = self.host, modelPath = model
+        let precisionNote = configuration.precision == .fp32 ? "" : ", \(configuration.precision.rawValue) UNet: \(configuration.precision.kernelDescription)"
         try server.runUntilTerminated { port in
-            print("anysize serve: http://\(host):\(port) (model \(modelPath)); Ctrl-C stops")
+            print("anysize serve: http://\(host):\(port) (model \(modelPath)\(precisionNote)); Ctrl-C stops")
             fflush(stdout)
         }
     }

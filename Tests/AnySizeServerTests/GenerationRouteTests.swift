@@ -55,6 +55,35 @@ final class GenerationRouteTests: XCTestCase {
         XCTAssertEqual(text, (info["infotexts"] as? [String])?[2])
     }
 
+    /// `anysize serve --precision bf16`: the UNet runs in bfloat16 and the infotext says so; close to the fp32
+    /// image (the tiny model's pixels within 24 of 255 levels; bf16 changes the UNet output by about 1e-2).
+    func testBFloat16ServerSaysSoAndStaysCloseToFloat32() async throws {
+        let request: [String: Any] = ["prompt": "a red cube", "width": 64, "height": 64, "steps": 3, "seed": 5,
+                                      "anysize_compose": "none"]
+        var answers: [[String: Any]] = []
+        for precision in [Precision.fp32, .bf16] {
+            let server = try await TestServer.start { $0.precision = precision }
+            let answer = try await server.post("/sdapi/v1/txt2img", request)
+            await server.stop()
+            XCTAssertEqual(answer.status, 200, answer.detail)
+            answers.append(try answer.object())
+        }
+        func infotext(_ body: [String: Any]) throws -> String {
+            let info = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap(body["info"] as? String).utf8)) as? [String: Any])
+            return try XCTUnwrap((info["infotexts"] as? [String])?.first)
+        }
+        let fp32Text = try infotext(answers[0]), bf16Text = try infotext(answers[1])
+        XCTAssertFalse(fp32Text.contains("Precision"), fp32Text)
+        XCTAssertTrue(bf16Text.contains("Precision: bf16"), bf16Text)
+        let fp32 = try decodePNG(try XCTUnwrap((answers[0]["images"] as? [String])?.first)).image
+        let bf16 = try decodePNG(try XCTUnwrap((answers[1]["images"] as? [String])?.first)).image
+        XCTAssertEqual(fp32.pixels.count, bf16.pixels.count)
+        let worst = zip(fp32.pixels, bf16.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
+        print("bf16 server image against fp32: worst \(worst) levels")
+        XCTAssertGreaterThan(worst, 0, "the bf16 server made the fp32 image: its UNet did not run in bf16")
+        XCTAssertLessThanOrEqual(worst, 24, "bf16 image against fp32")
+    }
+
     /// As A1111: image i of a batch has seed + i and is made again alone by a request with that seed at batch size
     /// 1 (txt2img with an ancestral sampler, which draws noise at every step, and img2img with one init image).
     func testEachImageOfABatchIsReproducibleAloneWithItsSeed() async throws {

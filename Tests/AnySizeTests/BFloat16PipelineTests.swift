@@ -79,4 +79,14 @@ final class BFloat16PipelineTests: XCTestCase {
             XCTAssertTrue((error as? AnySizeError)?.message.contains("--precision 'fp16'") ?? false, "\(error)")
         }
     }
+
+    /// The parameters text says bf16 (the same seed gives other pixels than fp32) and stays silent for fp32.
+    func testParametersTextNamesBFloat16() {
+        var options = GenerationOptions(prompt: "a cat", width: 64, height: 64, seed: 1)
+        XCTAssertFalse(GenerationMetadata.parameters(options: options, modelName: "m", attention: "standard", index: 0)
+            .contains("Precision"))
+        options.precision = .bf16
+        XCTAssertTrue(GenerationMetadata.parameters(options: options, modelName: "m", attention: "standard", index: 0)
+            .hasSuffix("Precision: bf16"))
+    }
 }

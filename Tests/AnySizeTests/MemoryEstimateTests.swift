@@ -22,6 +22,18 @@ final class MemoryEstimateTests: XCTestCase {
         XCTAssertEqual(estimate(options(512)).weights, 4 * 1_066_235_307)
     }
 
+    /// `--precision bf16` holds the UNet's 859,520,964 parameters in 2 bytes; the VAE and text encoder stay float32.
+    func testBFloat16HalvesTheUNetWeights() {
+        var model = Self.sd15
+        model.unetParameterCount = 859_520_964
+        var o = options(512)
+        XCTAssertEqual(MemoryEstimate(model: model, options: o, workers: 2).weights, 4 * 1_066_235_307)
+        o.precision = .bf16
+        let bf16 = MemoryEstimate(model: model, options: o, workers: 2)
+        XCTAssertEqual(bf16.weights, 4 * 1_066_235_307 - 2 * 859_520_964)
+        XCTAssertLessThan(bf16.peak, estimate(options(512)).peak)
+    }
+
     func testGrowsWithCanvasSizeAndBatch() {
         var previous = 0
         for size in stride(from: 256, through: 2048, by: 128) {
@@ -99,6 +111,8 @@ final class MemoryEstimateTests: XCTestCase {
             let footprint = try ModelFootprint.read(path: try Fixtures.path(path))
             let loaded = ModelFootprint(try StableDiffusionCheckpoint.load(path: try Fixtures.path(path)))
             XCTAssertEqual(footprint.parameterCount, loaded.parameterCount, path)
+            XCTAssertEqual(footprint.unetParameterCount, loaded.unetParameterCount, path)
+            XCTAssertGreaterThan(footprint.unetParameterCount, 0, path)
             XCTAssertEqual(footprint.unet.blockOutChannels, loaded.unet.blockOutChannels, path)
             XCTAssertEqual(footprint.vae.blockOutChannels, loaded.vae.blockOutChannels, path)
         }

@@ -25,7 +25,8 @@ public enum GenerationMetadata {
     /// prompt, `Negative prompt: ...`, then `Steps: .., Sampler: .., CFG scale: .., Seed: .., Size: WxH, Model: .., Attention: ..`,
     /// and with a `composition` plan `Compose: ..` and the method's own fields (A1111's `Hires upscale`,
     /// `Hires upscaler`, `Denoising strength` for `hires`). `modelHash` (A1111's first 10 hex digits of the file's
-    /// SHA-256) adds `Model hash: ..` before `Model`, as A1111 writes it.
+    /// SHA-256) adds `Model hash: ..` before `Model`, as A1111 writes it. A precision other than fp32 adds
+    /// `Precision: bf16`.
     public static func parameters(options: GenerationOptions, modelName: String, attention: String,
                                   index: Int, decoder: String = "vae", composition: CompositionPlan? = nil,
                                   modelHash: String? = nil) -> String {
@@ -49,6 +50,8 @@ public enum GenerationMetadata {
         if options.attention == .local || attention.contains("local") { fields.append(("Local edge", "\(options.localEdge)")) }
         if let t = options.trainedSize { fields.append(("Trained size", "\(t.width)x\(t.height)")) }
         if decoder != "vae" { fields.append(("Decoder", decoder)) }
+        // The same seed gives slightly different pixels in bf16: say so, so the image can be re-made.
+        if options.precision != .fp32 { fields.append(("Precision", options.precision.rawValue)) }
         if options.batchSize > 1 {
             fields.append(("Batch size", "\(options.batchSize)"))
             fields.append(("Batch pos", "\(index)"))

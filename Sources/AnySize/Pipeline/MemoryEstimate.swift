@@ -5,7 +5,7 @@ import AnySizeKernels
 ///
 /// The pipeline runs in phases that never overlap, so the peak is
 /// `overhead + max(weights, weights - text encoder + max(img2img encode, sampling, decode))`:
-/// - weights: every parameter as float32; the text encoder's are dropped once the prompts are encoded
+/// - weights: every parameter as float32 (the UNet's as bfloat16 with `precision` bf16); the text encoder's are dropped once the prompts are encoded
 ///   (`StableDiffusionPipeline.releasesTextEncoderAfterEncoding`), its own activations are negligible;
 /// - sampling: the UNet's live activations for the whole batch (doubled by classifier-free guidance) at their
 ///   largest (skip tensors of the down path plus the working set of the current block, traced block by block as
@@ -47,7 +47,7 @@ public struct MemoryEstimate: Sendable {
         // Batch-dependent terms saturate at Int.max instead of overflowing (a batch of 10^12 is refused, not a crash).
         let batch = options.batchCount
         let rows = Saturating.multiply(batch, options.cfgScale > 1 ? 2 : 1)
-        weights = model.weightBytes
+        weights = model.weightBytes(precision: options.precision)
         textEncoderWeights = model.textEncoderWeightBytes
         // Latents, scaled input, guided input, output, guidance result and scheduler history: a few latents.
         let sampler = Saturating.multiply(rows, 8 * model.unet.inChannels * h * w)

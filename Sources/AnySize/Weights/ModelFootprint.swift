@@ -9,19 +9,24 @@ public struct ModelFootprint: Sendable {
     public var parameterCount: Int
     /// Parameters of the text encoder alone (part of `parameterCount`): the pipeline drops them after encoding.
     public var textEncoderParameterCount: Int
+    /// Parameters of the UNet alone (part of `parameterCount`): held in bfloat16 with `--precision bf16`.
+    public var unetParameterCount: Int
 
-    public init(unet: UNetConfig, vae: VAEConfig, parameterCount: Int, textEncoderParameterCount: Int = 0) {
+    public init(unet: UNetConfig, vae: VAEConfig, parameterCount: Int, textEncoderParameterCount: Int = 0,
+                unetParameterCount: Int = 0) {
         self.unet = unet
         self.vae = vae
         self.parameterCount = parameterCount
         self.textEncoderParameterCount = textEncoderParameterCount
+        self.unetParameterCount = unetParameterCount
     }
 
     /// The footprint of a loaded checkpoint.
     public init(_ checkpoint: StableDiffusionCheckpoint) {
         self.init(unet: checkpoint.unetConfig, vae: checkpoint.vaeConfig,
                   parameterCount: checkpoint.parameterCounts.values.reduce(0, +),
-                  textEncoderParameterCount: checkpoint.textEncoder.parameterCount)
+                  textEncoderParameterCount: checkpoint.textEncoder.parameterCount,
+                  unetParameterCount: checkpoint.parameterCounts[.unet] ?? 0)
     }
 
     /// The canvas the model was trained at, in pixels: the UNet's `sample_size` times the VAE's downsampling
@@ -33,6 +38,13 @@ public struct ModelFootprint: Sendable {
 
     /// float32 bytes of all parameters.
     public var weightBytes: Int { 4 * parameterCount }
+
+    /// Bytes of all parameters as the pipeline holds them in `precision`: float32, except the UNet's in bfloat16
+    /// (2 bytes) with `.bf16` (its few norm parameters and biases stay float32; counting them at 2 bytes
+    /// undercounts by under 0.1 % of the UNet).
+    public func weightBytes(precision: Precision) -> Int {
+        precision == .bf16 ? weightBytes - 2 * unetParameterCount : weightBytes
+    }
 
     /// float32 bytes of the text encoder's parameters.
     public var textEncoderWeightBytes: Int { 4 * textEncoderParameterCount }
@@ -55,15 +67,17 @@ public struct ModelFootprint: Sendable {
         let files = try DiffusersFolderFiles.discover(path)
         let (unet, vae) = try StableDiffusionCheckpoint.decodeModelConfigs(folder: files.root)
         _ = try files.tokenizer()  // refused here as by the loader
-        var count = 0, text = 0
+        var count = 0, text = 0, unetCount = 0
         for component in ModelComponent.allCases {
             for file in try files.files(component) {
                 let elements = floatElements(try SafeTensorsFile(path: file.path)) { _ in true }
                 count += elements
                 if component == .textEncoder { text += elements }
+                if component == .unet { unetCount += elements }
             }
         }
-        return ModelFootprint(unet: unet, vae: vae, parameterCount: count, textEncoderParameterCount: text)
+        return ModelFootprint(unet: unet, vae: vae, parameterCount: count, textEncoderParameterCount: text,
+                              unetParameterCount: unetCount)
     }
 
     private static func readSingleFile(_ path: String, prediction override: PredictionType?,
@@ -108,7 +122,12 @@ public struct ModelFootprint: Sendable {
             default: return false
             }
         }
-        return ModelFootprint(unet: unet, vae: vae, parameterCount: count, textEncoderParameterCount: text)
+        let unetCount = floatElements(file) { name in
+            if case .unet = CheckpointKeys.target(of: name, layout: layout) { return true }
+            return false
+        }
+        return ModelFootprint(unet: unet, vae: vae, parameterCount: count, textEncoderParameterCount: text,
+                              unetParameterCount: unetCount)
     }
 
     /// Elements of the float tensors whose names pass `include`.

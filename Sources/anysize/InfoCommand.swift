@@ -23,9 +23,6 @@ struct InfoCommand: ParsableCommand {
     }
 
     func run() throws {
-        defer {
-            print("products: fp32 = OpenBLAS sgemm (\(MatMul.blasCoreName)) and our tiles; bf16 (--precision bf16) = \(BFloat16.pathDescription)")
-        }
         let checkpoint = try StableDiffusionCheckpoint.load(path: model, prediction: override)
         // The models are built as `generate` builds them, so the report lists the same unused tensors; a checkpoint
         // whose models cannot be built is still described, with the reason.
@@ -35,5 +32,7 @@ struct InfoCommand: ParsableCommand {
         } catch let error as AnySizeError {
             print(ModelInfo(checkpoint).report + "models: cannot be built (generate would stop here): \(error.message)")
         }
+        // Last, and only for a model that loaded: a refused file leaves stdout empty.
+        print("products: fp32 = OpenBLAS sgemm (\(MatMul.blasCoreName)) and our tiles; bf16 (--precision bf16) = \(BFloat16.pathDescription)")
     }
 }

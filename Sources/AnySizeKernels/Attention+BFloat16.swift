@@ -63,14 +63,7 @@ extension Problem {
                 BFloat16MatMul.gemm(m: mq, n: d, k: mk, a: packedP.storage.pointer, lda: packedP.rowStride,
                                     b: packedV.pointer + kb * valuePanels, c: acc, ldc: dPad, accumulate: true, path: path)
             }
-            for i in 0 ..< mq {
-                let s = rowSum[i]
-                let row = oBase + i * channels, source = acc + i * dPad
-                let inverse: Float = s > 0 ? 1 / s : 0
-                for j in 0 ..< d { row[j] = source[j] * inverse }
-                // H = -sum p ln p = ln s - t / s with t = sum e^{l-m} (l - m)
-                if wantsEntropy && s > 0 { entropySum += Double(log(s)) - Double(rowEntropy[i]) / Double(s) }
-            }
+            entropySum += finishRows(mq, output: oBase, accumulator: acc, paddedDim: dPad, sum: rowSum, entropy: rowEntropy)
         }
         return entropySum
     }

@@ -249,14 +249,24 @@ struct Problem {
                                 ldb: channels, beta: 1, c: acc, ldc: dPad)
                 }
             }
-            for i in 0 ..< mq {
-                let s = rowSum[i]
-                let row = oBase + i * channels, source = acc + i * dPad
-                let inverse: Float = s > 0 ? 1 / s : 0
-                for j in 0 ..< d { row[j] = source[j] * inverse }
-                // H = -sum p ln p = ln s - t / s with t = sum e^{l-m} (l - m)
-                if wantsEntropy && s > 0 { entropySum += Double(log(s)) - Double(rowEntropy[i]) / Double(s) }
-            }
+            entropySum += finishRows(mq, output: oBase, accumulator: acc, paddedDim: dPad, sum: rowSum, entropy: rowEntropy)
+        }
+        return entropySum
+    }
+
+    /// Ends a block of `rows` query rows: output row i = accumulator row i / its softmax sum (its first `d`
+    /// columns, written with row stride `channels`), and returns the rows' summed entropy when `wantsEntropy`
+    /// (H = -sum p ln p = ln s - t / s with t = sum e^{l-m} (l - m)), 0 otherwise.
+    func finishRows(_ rows: Int, output: UnsafeMutablePointer<Float>, accumulator: UnsafePointer<Float>, paddedDim: Int,
+                    sum: UnsafePointer<Float>, entropy: UnsafePointer<Float>) -> Double {
+        let d = headDim
+        var entropySum = 0.0
+        for i in 0 ..< rows {
+            let s = sum[i]
+            let row = output + i * channels, source = accumulator + i * paddedDim
+            let inverse: Float = s > 0 ? 1 / s : 0
+            for j in 0 ..< d { row[j] = source[j] * inverse }
+            if wantsEntropy && s > 0 { entropySum += Double(log(s)) - Double(entropy[i]) / Double(s) }
         }
         return entropySum
     }

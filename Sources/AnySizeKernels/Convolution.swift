@@ -36,13 +36,10 @@ public final class Conv2D: @unchecked Sendable {
     /// (`AutomaticConvolution`: Winograd for large 3x3 stride-1 padding-1 inputs, im2col otherwise).
     public init(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0,
                 algorithm: ConvolutionAlgorithm = AutomaticConvolution()) {
-        precondition(weight.rank == 4 && weight.shape[2] == weight.shape[3] && weight.shape[2] > 0,
-                     "Conv2D weight must be [O, I, k, k], got \(weight.shape)")
-        precondition(stride > 0 && padding >= 0, "Conv2D stride \(stride) / padding \(padding)")
+        Self.checkGeometry(weight: weight, bias: bias, stride: stride, padding: padding)
         outChannels = weight.shape[0]
         inChannels = weight.shape[1]
         kernelSize = weight.shape[2]
-        if let bias { precondition(bias.count == outChannels, "Conv2D bias \(bias.shape) for \(outChannels) outputs") }
         storedWeight = .float32(Self.tapsMajor(weight))
         self.bias = bias
         self.stride = stride
@@ -53,13 +50,10 @@ public final class Conv2D: @unchecked Sendable {
     /// Prepares a layer whose weight is held in bfloat16 only (rounded to nearest even from the float32
     /// `weight` [O, I, k, k], which the layer does not keep); runs `BFloat16Convolution`.
     public init(bfloat16Weight weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) {
-        precondition(weight.rank == 4 && weight.shape[2] == weight.shape[3] && weight.shape[2] > 0,
-                     "Conv2D weight must be [O, I, k, k], got \(weight.shape)")
-        precondition(stride > 0 && padding >= 0, "Conv2D stride \(stride) / padding \(padding)")
+        Self.checkGeometry(weight: weight, bias: bias, stride: stride, padding: padding)
         outChannels = weight.shape[0]
         inChannels = weight.shape[1]
         kernelSize = weight.shape[2]
-        if let bias { precondition(bias.count == outChannels, "Conv2D bias \(bias.shape) for \(outChannels) outputs") }
         let taps = Self.tapsMajor(weight)
         let depth = inChannels * kernelSize * kernelSize
         storedWeight = .bfloat16(BFloat16Rows(taps.pointer, rows: outChannels, columns: depth, sourceStride: depth))
@@ -67,6 +61,15 @@ public final class Conv2D: @unchecked Sendable {
         self.stride = stride
         self.padding = padding
         algorithm = BFloat16Convolution()
+    }
+
+    /// Traps on a weight that is not [O, I, k, k] with square k > 0, a bias that is not [O], or a bad stride or
+    /// padding (programming errors: checkpoints are validated against their configs before layers are built).
+    private static func checkGeometry(weight: Tensor, bias: Tensor?, stride: Int, padding: Int) {
+        precondition(weight.rank == 4 && weight.shape[2] == weight.shape[3] && weight.shape[2] > 0,
+                     "Conv2D weight must be [O, I, k, k], got \(weight.shape)")
+        precondition(stride > 0 && padding >= 0, "Conv2D stride \(stride) / padding \(padding)")
+        if let bias { precondition(bias.count == weight.shape[0], "Conv2D bias \(bias.shape) for \(weight.shape[0]) outputs") }
     }
 
     /// [O, I, k, k] -> [O, k, k, I] (the same tensor when k = 1 or I = 1, where the two layouts coincide).

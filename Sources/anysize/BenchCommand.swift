@@ -21,9 +21,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Record and print seconds per op family.") var profile = false
     @Option(help: "unet and sample: fp32 (default) or bf16 (bfloat16 weights and products, float32 accumulation).") var precision: String = "fp32"
     @Flag(help: "unet: instead of timing, run one call in fp32 and in bf16 on the same inputs and print the relative max-abs error.") var accuracy = false
-    @Option(help: "sample: the composition method (none, redilate, hires, deep-shrink, resize, auto); none is the direct run to compare with.") var compose: String = "none"
+    @Option(help: "sample: the composition method (none, redilate, hires, cascade, deep-shrink, resize, auto); none is the direct run to compare with.") var compose: String = "none"
     @Option(parsing: .unconditional, help: "sample: sampling steps of a direct run.") var steps: Int = 20
-    @Option(name: .customLong("hires-strength"), parsing: .unconditional, help: "sample, hires: img2img strength of the pass at the target size, in (0, 1].") var hiresStrength: Double = 0.7
+    @Option(name: .customLong("hires-strength"), parsing: .unconditional, help: "sample, hires and cascade: img2img strength of each pass after the first, in (0, 1].") var hiresStrength: Double = 0.7
     @Option(name: .customLong("redilate-until"), parsing: .unconditional, help: "sample, redilate: re-dilate while the timestep is at least T (0 to 1000).") var redilateUntil: Double = 400
     @Option(name: .customLong("deep-shrink-end"), parsing: .unconditional, help: "sample, deep-shrink: shrink while the timestep is at least (1 - E) * 1000, E in [0, 1].") var deepShrinkEnd: Double = 0.35
 

@@ -13,8 +13,8 @@ struct SamplingArguments: ParsableArguments {
     @Option(name: .customLong("local-edge"), parsing: .unconditional, help: "Canvas-edge sink tokens for local attention.") var localEdge: Int = 0
     @Option(name: .customLong("trained-size"), help: "The model's trained size WxH (default: from the model).") var trainedSize: String?
     @Option(name: .customLong("attention-memory"), parsing: .unconditional, help: "Attention scratch memory in MB (default: from physical RAM).") var attentionMemory: Int?
-    @Option(help: "How a canvas other than the trained one is composed: none, redilate, hires, deep-shrink, resize or auto (trained size: none; no side larger than trained: resize; a side larger: hires). Default: auto for generate, none for attention-report (it measures attention on the canvas itself).") var compose: String?
-    @Option(name: .customLong("hires-strength"), parsing: .unconditional, help: "hires: img2img strength of the pass at the target size, in (0, 1].") var hiresStrength: Double = 0.7
+    @Option(help: "How a canvas other than the trained one is composed: none, redilate, hires, cascade (hires through passes that double the side), deep-shrink, resize or auto (trained size: none; no side larger than trained: resize; a side larger: hires). Default: auto for generate, none for attention-report (it measures attention on the canvas itself).") var compose: String?
+    @Option(name: .customLong("hires-strength"), parsing: .unconditional, help: "hires, cascade: img2img strength of each pass after the first, in (0, 1].") var hiresStrength: Double = 0.7
     @Option(name: .customLong("redilate-until"), parsing: .unconditional, help: "redilate: re-dilate the convolutions while the timestep is at least T (0 to 1000).") var redilateUntil: Double = 400
     @Option(help: "fp32 (default, equal to diffusers) or bf16: the UNet with bfloat16 weights and products (float32 accumulation; about half the weight memory; text encoder and VAE stay fp32).") var precision: String = "fp32"
     @Option(name: .customLong("prompt-syntax"), help: "a1111 (emphasis (word:1.3), [word], BREAK) or plain.") var promptSyntax: String = "a1111"

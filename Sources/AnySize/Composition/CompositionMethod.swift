@@ -1,6 +1,6 @@
 /// The composition methods accepted on the command line (`--compose`), METHODS.md "Composition methods".
 public enum CompositionMode: String, CaseIterable, Sendable {
-    case none, redilate, hires, deepShrink = "deep-shrink", resize, auto
+    case none, redilate, hires, cascade, deepShrink = "deep-shrink", resize, auto
 
     /// The method that plans this mode: the registry. A new method adds a case above, its file, and one line here.
     public var method: any CompositionMethod {
@@ -8,6 +8,7 @@ public enum CompositionMode: String, CaseIterable, Sendable {
         case .none: return DirectComposition()
         case .redilate: return Redilation()
         case .hires: return HiresFix()
+        case .cascade: return Cascade()
         case .deepShrink: return DeepShrink()
         case .resize: return RenderAndResize()
         case .auto: return AutoComposition()
@@ -20,7 +21,7 @@ public struct CompositionOptions: Sendable, Equatable {
     /// Which method; the library default `none` runs the canvas directly, as diffusers does (the CLI defaults
     /// to `auto`).
     public var mode: CompositionMode
-    /// `hires`: img2img strength of the pass at the target size (`--hires-strength`), in (0, 1].
+    /// `hires` and `cascade`: img2img strength of each pass after the first (`--hires-strength`), in (0, 1].
     public var hiresStrength: Double
     /// `redilate`: re-dilate while the call's timestep t >= this (`--redilate-until`), 0 ... 1000.
     public var redilateUntil: Double

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent Python reference of AnySize's pipeline-level composition methods (/work/shared/METHODS.md,
-"Composition methods": `hires`, `resize`, `auto`'s choice), on diffusers' pipelines.
+"Composition methods": `hires`, `cascade`, `resize`, `auto`'s choice), on diffusers' pipelines.
 
 Written from METHODS.md, not from the Swift code:
 
@@ -11,6 +11,10 @@ Written from METHODS.md, not from the Swift code:
                          align_corners=False); pass 2: StableDiffusionImg2ImgPipeline with those latents as `image`
                          (diffusers takes 4-channel images as latents: no VAE encode, no scaling), strength s,
                          output_type="latent", the SAME torch.Generator (so its noise is drawn after pass 1's draws)
+    cascade              passes: the trained-area canvas (w1, h1); then (2 w, 2 h) of the previous pass while 2 w < W
+                         and 2 h < H; then the target (W, H). Pass 1 as hires' pass 1; every later pass as hires'
+                         pass 2 (bicubic resize of the previous pass's latents to this pass's latent grid, img2img at
+                         strength s, the same generator); two passes (= hires) up to 2x
     resize               StableDiffusionPipeline(output_type="latent") at the trained-area canvas (each side at least
                          the target's), VAE decode (latents / scaling_factor, unclamped), then an area-averaging box
                          filter down to the target; the latents area-averaged to the target's latent grid
@@ -81,6 +85,26 @@ def hires(txt2img, img2img, width, height, trained, strength, generator, **commo
     return out, dict(first_pass=list(first), first_latents_shape=list(latents.shape))
 
 
+def cascade_canvases(width, height, trained_width, trained_height):
+    canvases = [trained_area_canvas(width, height, trained_width, trained_height)]
+    while 2 * canvases[-1][0] < width and 2 * canvases[-1][1] < height:
+        canvases.append((2 * canvases[-1][0], 2 * canvases[-1][1]))
+    return canvases + [(width, height)]
+
+
+@torch.no_grad()
+def cascade(txt2img, img2img, width, height, trained, strength, generator, **common):
+    """Final latents [B, 4, height / 8, width / 8] of hires through passes that double the side."""
+    canvases = cascade_canvases(width, height, *trained)
+    first = canvases[0]
+    latents = txt2img(width=first[0], height=first[1], generator=generator, output_type="latent", **common).images
+    factor = txt2img.vae_scale_factor
+    for w, h in canvases[1:]:
+        start = bicubic_resize(latents, h // factor, w // factor)
+        latents = img2img(image=start, strength=strength, generator=generator, output_type="latent", **common).images
+    return latents, dict(passes=[list(c) for c in canvases])
+
+
 @torch.no_grad()
 def resize(txt2img, width, height, trained, generator, **common):
     """(latents area-averaged to the target grid, decoded image area-averaged to the target, render canvas)."""
@@ -100,6 +124,12 @@ if __name__ == "__main__":
     assert trained_area_canvas(1024, 512, 512, 512) == (728, 360)
     assert trained_area_canvas(256, 384, 512, 512) == (416, 624)
     assert trained_area_canvas(256, 128, 128, 128) == (184, 88)
+    assert cascade_canvases(256, 256, 128, 128) == [(128, 128), (256, 256)]
+    assert cascade_canvases(384, 384, 128, 128) == [(128, 128), (256, 256), (384, 384)]
+    assert cascade_canvases(512, 512, 128, 128) == [(128, 128), (256, 256), (512, 512)]
+    assert cascade_canvases(640, 640, 128, 128) == [(128, 128), (256, 256), (512, 512), (640, 640)]
+    assert cascade_canvases(256, 128, 64, 64) == [(88, 48), (176, 96), (256, 128)]
+    assert cascade_canvases(256, 128, 128, 128) == [(184, 88), (256, 128)]
     x = torch.randn(2, 3, 12, 18, dtype=torch.float64)
     assert torch.allclose(area_resize(x, 4, 6), F.avg_pool2d(x, 3))
     assert torch.allclose(area_resize(x, 12, 18), x)

@@ -7,6 +7,8 @@ The tiny fixture models (tiny-sd1: epsilon, tiny-sd2: v-prediction) in float32 w
 attention, one torch.Generator("cpu").manual_seed(SEED) per run:
   hires   384x384 (pass 1 256x256), 448x256 (pass 1 320x192: bicubic by non-integer factors, Euler ancestral:
           the generator's stream continues through pass 1's per-step draws into pass 2's noise)
+  cascade 192x192 and 256x128 with the trained size taken as 64x64 (three passes: 64, 128, 192 and 88x48, 176x96,
+          256x128; small tensors), and 384x384 on 256x256 (1.5x: two passes, the same tensor as hires)
   resize  64x64 (render 256x256, 4x box), 96x64 (render 320x192, box by 3.33 x 3)
   auto    cases that share a tensor with the method auto picks (recorded as `shared_with`)
 Every case is also run in float64 with the same float32 random draws; `float64_error` is the float32 result's
@@ -29,8 +31,8 @@ from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from composition_pipeline_reference import (area_resize, auto_method, bicubic_resize, hires,  # noqa: E402
-                                            resize, trained_area_canvas)
+from composition_pipeline_reference import (area_resize, auto_method, bicubic_resize, cascade,  # noqa: E402
+                                            hires, resize, trained_area_canvas)
 from fixtures_e2e import float32_draws  # noqa: E402
 
 assert torch.__version__.startswith("2.15."), torch.__version__
@@ -45,21 +47,27 @@ CFG = 3.0
 STEPS = 5
 TRAINED = (256, 256)
 CONDITIONING_LIMIT = 2.5e-4
-BUDGET = 420 * 1024
+BUDGET = 480 * 1024
 SAMPLERS = {  # key -> (diffusers class, overrides, Swift sampler, karras)
     "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}, "dpmpp_2m", True),
     "euler_a": ("EulerAncestralDiscreteScheduler", {}, "euler_a", False),
     "euler": ("EulerDiscreteScheduler", {}, "euler", False),
 }
-# (model, compose, width, height, sampler, hires strength)
+# (model, compose, width, height, sampler, hires strength[, trained size])
 CASES = [
     ("tiny-sd1", "hires", 384, 384, "dpmpp_2m_karras", 0.7),
     ("tiny-sd1", "hires", 448, 256, "euler_a", 0.5),
+    ("tiny-sd1", "cascade", 192, 192, "dpmpp_2m_karras", 0.7, (64, 64)),
+    ("tiny-sd1", "cascade", 256, 128, "euler_a", 0.5, (64, 64)),
+    ("tiny-sd1", "cascade", 384, 384, "dpmpp_2m_karras", 0.7),
     ("tiny-sd1", "resize", 64, 64, "dpmpp_2m_karras", 0.7),
     ("tiny-sd1", "resize", 96, 64, "euler", 0.7),
     ("tiny-sd1", "auto", 96, 64, "euler", 0.7),
     ("tiny-sd2", "hires", 384, 384, "dpmpp_2m_karras", 0.7),
     ("tiny-sd2", "hires", 448, 256, "euler_a", 0.5),
+    ("tiny-sd2", "cascade", 192, 192, "dpmpp_2m_karras", 0.7, (64, 64)),
+    ("tiny-sd2", "cascade", 256, 128, "euler_a", 0.5, (64, 64)),
+    ("tiny-sd2", "cascade", 384, 384, "dpmpp_2m_karras", 0.7),
     ("tiny-sd2", "resize", 64, 64, "dpmpp_2m_karras", 0.7),
     ("tiny-sd2", "resize", 96, 64, "euler", 0.7),
     ("tiny-sd2", "auto", 384, 384, "dpmpp_2m_karras", 0.7),
@@ -77,7 +85,7 @@ def pipelines(model, dtype):
     return txt2img, img2img
 
 
-def run(pipes, config, compose, width, height, sampler, strength):
+def run(pipes, config, compose, width, height, sampler, strength, trained):
     txt2img, img2img = pipes
     cls, overrides, _, _ = SAMPLERS[sampler]
     scheduler = getattr(diffusers, cls).from_config(config, **overrides)
@@ -85,11 +93,12 @@ def run(pipes, config, compose, width, height, sampler, strength):
     img2img.scheduler = scheduler
     common = dict(prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=STEPS, guidance_scale=CFG)
     generator = torch.Generator("cpu").manual_seed(SEED)
-    method = auto_method(width, height, *TRAINED) if compose == "auto" else compose
-    if method == "hires":
-        latents, info = hires(txt2img, img2img, width, height, TRAINED, strength, generator, **common)
+    method = auto_method(width, height, *trained) if compose == "auto" else compose
+    if method in ("hires", "cascade"):
+        latents, info = (hires if method == "hires" else cascade)(txt2img, img2img, width, height, trained, strength,
+                                                                  generator, **common)
         return method, {"latents": latents}, info
-    latents, image, info = resize(txt2img, width, height, TRAINED, generator, **common)
+    latents, image, info = resize(txt2img, width, height, trained, generator, **common)
     return method, {"latents": latents, "image": image}, info
 
 
@@ -98,20 +107,21 @@ def main():
     float32_draws()
     os.makedirs(OUT, exist_ok=True)
     tensors, records, loaded = {}, [], {}
-    for model, compose, width, height, sampler, strength in CASES:
+    for model, compose, width, height, sampler, strength, *rest in CASES:
+        trained = rest[0] if rest else TRAINED
         if model not in loaded:
             pipes = {dtype: pipelines(model, dtype) for dtype in (torch.float32, torch.float64)}
             # The folder's own scheduler config, kept before any run replaces the scheduler (from_config on a
             # previous sampler's config would carry its overrides, e.g. Karras sigmas, over).
             loaded[model] = (pipes, dict(pipes[torch.float32][0].scheduler.config))
         pipes, config = loaded[model]
-        method, outputs, info = run(pipes[torch.float32], config, compose, width, height, sampler, strength)
-        _, exact, _ = run(pipes[torch.float64], config, compose, width, height, sampler, strength)
-        case_id = f"{model}.{compose}.{width}x{height}.{sampler}"
+        method, outputs, info = run(pipes[torch.float32], config, compose, width, height, sampler, strength, trained)
+        _, exact, _ = run(pipes[torch.float64], config, compose, width, height, sampler, strength, trained)
+        case_id = f"{model}.{compose}.{width}x{height}.{sampler}" + ("" if trained == TRAINED else f".trained{trained[0]}")
         record = dict(id=case_id, model=model, compose=compose, method=method, width=width, height=height,
                       sampler=SAMPLERS[sampler][2], karras=SAMPLERS[sampler][3], hires_strength=strength,
                       prompt=PROMPT, negative_prompt=NEGATIVE, cfg_scale=CFG, steps=STEPS, seed=SEED,
-                      trained_size=list(TRAINED), **info)
+                      trained_size=list(trained), **info)
         for kind, value in outputs.items():
             error = (value.double() - exact[kind]).abs().max().item() / max(1.0, exact[kind].abs().max().item())
             assert torch.isfinite(value).all(), case_id

@@ -312,7 +312,7 @@ final class GenerationWorker: @unchecked Sendable {
             let decoded = pipeline.decodeImages(result, tiling: options.vaeTiling)
             let attention = GenerationMetadata.attentionLabel(options.attention, result: result)
             output.attention = attention
-            // A two-pass (hires) run interrupted in its first pass returns that pass's image at its size, as A1111's
+            // A multi-pass (hires, cascade) run interrupted before its last pass returns that pass's image at its size, as A1111's
             // hires fix does; the infotext gives the size the image has.
             var imageOptions = options
             imageOptions.width = decoded.dim(3)

@@ -2,7 +2,7 @@ import AnySize
 import Foundation
 import XCTest
 
-/// End-to-end parity of the pipeline-level composition methods (`hires`, `resize`, `auto`) with the independent
+/// End-to-end parity of the pipeline-level composition methods (`hires`, `cascade`, `resize`, `auto`) with the independent
 /// diffusers reference (tools/composition_pipeline_reference.py, fixtures from tools/fixtures_composition.py), and
 /// of the two resize kernels they use with torch / the reference area average.
 final class CompositionParityTests: XCTestCase {
@@ -24,6 +24,7 @@ final class CompositionParityTests: XCTestCase {
         let seed: UInt64
         let trainedSize: [Int]
         let firstPass: [Int]?
+        let passes: [[Int]]?
         let render: [Int]?
         let latentsTensor: String
         let imageTensor: String?
@@ -54,6 +55,8 @@ final class CompositionParityTests: XCTestCase {
     func checkModel(_ model: String) throws {
         let cases = try Self.index().cases.filter { $0.model == model }
         XCTAssertGreaterThanOrEqual(cases.count, 4, "\(model): too few composition cases")
+        XCTAssertTrue(cases.contains { ($0.passes?.count ?? 0) >= 3 && $0.width != $0.height },
+                      "\(model): no non-square case with three or more passes")
         let references = try SafeTensorsFile(path: try Fixtures.path("composition/references.safetensors"))
         let pipeline = try Fixtures.pipeline(model)
         for c in cases {
@@ -65,6 +68,9 @@ final class CompositionParityTests: XCTestCase {
             XCTAssertEqual(result.attentionName, "standard", "\(c.id): attention")
             if let first = c.firstPass {
                 XCTAssertEqual(result.composition.passes.map { [$0.width, $0.height] }, [first, [c.width, c.height]], "\(c.id): passes")
+            }
+            if let passes = c.passes {
+                XCTAssertEqual(result.composition.passes.map { [$0.width, $0.height] }, passes, "\(c.id): passes")
             }
             if let render = c.render {
                 XCTAssertEqual(result.composition.passes.map { [$0.width, $0.height] }, [render], "\(c.id): render")

@@ -66,6 +66,46 @@ final class CompositionPlanTests: XCTestCase {
         XCTAssertEqual(plan.attentionMode(for: .local), .local)
     }
 
+    /// `cascade`: the trained-area pass, doubled while both sides stay below the target's, then the target; up to
+    /// 2x the same plan as `hires`.
+    func testCascadeDoublesTheSideUntilTheTarget() throws {
+        // (width, height, trained side, passes)
+        let table: [(Int, Int, Int, [[Int]])] = [
+            (192, 192, 128, [[128, 128], [192, 192]]),                        // 1.5x
+            (256, 256, 128, [[128, 128], [256, 256]]),                        // 2x: 256 is not below 256
+            (384, 384, 128, [[128, 128], [256, 256], [384, 384]]),            // 3x
+            (512, 512, 128, [[128, 128], [256, 256], [512, 512]]),            // 4x
+            (640, 640, 128, [[128, 128], [256, 256], [512, 512], [640, 640]]),  // 5x
+            (256, 128, 128, [[184, 88], [256, 128]]),                         // 2x wide, 1x tall: 368 > 256
+            (256, 128, 64, [[88, 48], [176, 96], [256, 128]]),                // 4x wide, 2x tall on 64
+            (1024, 512, 512, [[728, 360], [1024, 512]]),
+            (2048, 1024, 512, [[728, 360], [1456, 720], [2048, 1024]]),
+        ]
+        for (w, h, trained, passes) in table {
+            let plan = try CompositionPlan.resolve(request(w, h, .cascade, trained: trained))
+            XCTAssertEqual(plan.method, .cascade)
+            XCTAssertEqual(plan.passes.map { [$0.width, $0.height] }, passes, "\(w)x\(h) on \(trained)")
+            XCTAssertEqual(plan.passes.map(\.strength), [nil] + Array(repeating: 0.7, count: passes.count - 1))
+            XCTAssertEqual(plan.largestPass.width, w)
+            let hires = try CompositionPlan.resolve(request(w, h, .hires, trained: trained))
+            if passes.count == 2 {
+                XCTAssertEqual(plan.passes.map { [$0.width, $0.height] }, hires.passes.map { [$0.width, $0.height] })
+                XCTAssertEqual(plan.detail, hires.detail)
+                XCTAssertEqual(plan.relativeCost, hires.relativeCost, accuracy: 1e-12)
+            } else {
+                XCTAssertGreaterThan(plan.relativeCost, hires.relativeCost, "\(w)x\(h): the middle passes cost extra")
+            }
+        }
+        // 3x on 128 with 20 steps, area costs: (16^2 * 20 + (32^2 + 48^2) * int(20 * 0.7)) / (48^2 * 20) = 1.122.
+        let plan = try CompositionPlan.resolve(request(384, 384, .cascade, trained: 128))
+        XCTAssertEqual(plan.relativeCost, Double(256 * 20 + (1024 + 2304) * 14) / Double(2304 * 20), accuracy: 1e-12)
+        XCTAssertEqual(plan.summary, "cascade: 128x128, 256x256, then 384x384 at strength 0.7; about 1.12x the cost of a direct run")
+        XCTAssertTrue(plan.metadata.contains { $0.key == "Hires upscale" && $0.value == "3" })
+        XCTAssertThrowsError(try CompositionPlan.resolve(request(1024, 1024, .cascade, img2img: true))) { error in
+            XCTAssertTrue("\(error)".contains("--compose cascade"), "\(error)")
+        }
+    }
+
     func testResizeRendersAtTheTrainedAreaAndRefusesLargerCanvases() throws {
         let plan = try CompositionPlan.resolve(request(256, 384, .resize))
         XCTAssertEqual(plan.passes.map { [$0.width, $0.height] }, [[416, 624]])
@@ -100,7 +140,7 @@ final class CompositionPlanTests: XCTestCase {
             }
         }
         XCTAssertNoThrow(try CompositionOptions().validate())
-        XCTAssertEqual(CompositionMode.allCases.map(\.rawValue), ["none", "redilate", "hires", "deep-shrink", "resize", "auto"])
+        XCTAssertEqual(CompositionMode.allCases.map(\.rawValue), ["none", "redilate", "hires", "cascade", "deep-shrink", "resize", "auto"])
     }
 
     /// The area average of a constant is the constant; of a ramp shrunk by an integer factor, the block means.

@@ -133,6 +133,11 @@ run "redilate until 1001" 1 "--redilate-until" -- generate --model model --promp
 run "deep shrink end 2" 1 "--deep-shrink-end" -- generate --model model --prompt x "${FAST[@]}" --deep-shrink-end 2
 run "hires with an init image" 1 "cannot use --init-image" -- generate --model model --prompt x --width 64 --height 64 \
   --steps 1 --compose hires --init-image init.png --output hires-init.png
+run "compose cascade" 0 "cascade: 64x64, 128x128, then 192x192 at strength 0.7" -- generate --model model --prompt x \
+  --width 192 --height 192 --trained-size 64x64 --steps 2 --seed 1 --compose cascade --output cascade.png
+check "cascade recorded in the PNG" grep -qaF 'Compose: "cascade: 64x64, 128x128, then 192x192 at strength 0.7"' cascade.png
+run "cascade with an init image" 1 "--compose cascade starts from noise and cannot use --init-image" -- generate --model model \
+  --prompt x --width 64 --height 64 --steps 1 --compose cascade --init-image init.png --output cascade-init.png
 
 # Montage (the `make run` grid): panels side by side with labels; bad input: one line, nothing written or replaced.
 run "montage" 0 "wrote grid.png" -- montage ok.png auto.png --labels "a" "b" --output grid.png

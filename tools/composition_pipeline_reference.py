@@ -18,7 +18,8 @@ Written from METHODS.md, not from the Swift code:
     resize               StableDiffusionPipeline(output_type="latent") at the trained-area canvas (each side at least
                          the target's), VAE decode (latents / scaling_factor, unclamped), then an area-averaging box
                          filter down to the target; the latents area-averaged to the target's latent grid
-    auto                 trained size -> none; no side larger than trained -> resize; otherwise hires
+    auto                 trained size -> none; no side larger than trained -> resize; otherwise cascade when its
+                         passes include a middle one (more than two canvases), else hires (the same two passes)
 
 Area averaging (`area_resize`): output sample i of a side shrunk from n to m covers input coordinates
 [i n / m, (i + 1) n / m); every input sample weighs its overlap with that interval, divided by n / m. Built here as
@@ -46,7 +47,7 @@ def auto_method(width, height, trained_width, trained_height):
         return "none"
     if width <= trained_width and height <= trained_height:
         return "resize"
-    return "hires"
+    return "cascade" if len(cascade_canvases(width, height, trained_width, trained_height)) > 2 else "hires"
 
 
 def area_weights(n, m):
@@ -130,6 +131,8 @@ if __name__ == "__main__":
     assert cascade_canvases(640, 640, 128, 128) == [(128, 128), (256, 256), (512, 512), (640, 640)]
     assert cascade_canvases(256, 128, 64, 64) == [(88, 48), (176, 96), (256, 128)]
     assert cascade_canvases(256, 128, 128, 128) == [(184, 88), (256, 128)]
+    assert [auto_method(s, s, 128, 128) for s in (64, 128, 256, 264, 384)] == ["resize", "none", "hires", "cascade",
+                                                                               "cascade"]
     x = torch.randn(2, 3, 12, 18, dtype=torch.float64)
     assert torch.allclose(area_resize(x, 4, 6), F.avg_pool2d(x, 3))
     assert torch.allclose(area_resize(x, 12, 18), x)

@@ -10,7 +10,8 @@ attention, one torch.Generator("cpu").manual_seed(SEED) per run:
   cascade 192x192 and 256x128 with the trained size taken as 64x64 (three passes: 64, 128, 192 and 88x48, 176x96,
           256x128; small tensors), and 384x384 on 256x256 (1.5x: two passes, the same tensor as hires)
   resize  64x64 (render 256x256, 4x box), 96x64 (render 320x192, box by 3.33 x 3)
-  auto    cases that share a tensor with the method auto picks (recorded as `shared_with`)
+  auto    cases that share a tensor with the method auto picks (recorded as `shared_with`): resize, hires (1.5x) and
+          cascade (3x)
 Every case is also run in float64 with the same float32 random draws; `float64_error` is the float32 result's
 deviation from it, normalised by max(1, max|float64|), and must stay under a quarter of the test bound.
 
@@ -71,6 +72,7 @@ CASES = [
     ("tiny-sd2", "resize", 64, 64, "dpmpp_2m_karras", 0.7),
     ("tiny-sd2", "resize", 96, 64, "euler", 0.7),
     ("tiny-sd2", "auto", 384, 384, "dpmpp_2m_karras", 0.7),
+    ("tiny-sd2", "auto", 192, 192, "dpmpp_2m_karras", 0.7, (64, 64)),
 ]
 
 

@@ -35,7 +35,9 @@ final class CompositionPlanTests: XCTestCase {
             (128, 64, 128, false, .resize, [[184, 88]]),                   // smaller, other aspect: trained area
             (192, 192, 128, false, .hires, [[128, 128], [192, 192]]),      // 1.5x
             (256, 256, 128, false, .hires, [[128, 128], [256, 256]]),      // 2x
-            (384, 384, 128, false, .hires, [[128, 128], [384, 384]]),      // 3x
+            (384, 384, 128, false, .cascade, [[128, 128], [256, 256], [384, 384]]),  // 3x: a middle pass
+            (264, 264, 128, false, .cascade, [[128, 128], [256, 256], [264, 264]]),  // just above 2x
+            (512, 256, 128, false, .cascade, [[184, 88], [368, 176], [512, 256]]),   // 4x wide, 2x tall
             (256, 128, 128, false, .hires, [[184, 88], [256, 128]]),       // 2x wide, 1x tall
             (128, 256, 128, false, .hires, [[88, 184], [128, 256]]),       // 1x wide, 2x tall
             (136, 128, 128, false, .hires, [[128, 128], [136, 128]]),      // one side 8 px larger
@@ -43,6 +45,7 @@ final class CompositionPlanTests: XCTestCase {
             (512, 384, 512, false, .resize, [[592, 440]]),
             (1024, 1024, 512, false, .hires, [[512, 512], [1024, 1024]]),
             (1024, 512, 512, false, .hires, [[728, 360], [1024, 512]]),
+            (1536, 1536, 512, false, .cascade, [[512, 512], [1024, 1024], [1536, 1536]]),
             (1024, 1024, 512, true, .none, [[1024, 1024]]),                // img2img: the init image composes
         ]
         for (w, h, trained, img2img, method, passes) in table {

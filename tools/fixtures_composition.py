@@ -5,11 +5,11 @@ from tools/composition_pipeline_reference.py on diffusers, and references for th
 The tiny fixture models (tiny-sd1: epsilon, tiny-sd2: v-prediction) in float32 with the trained size taken as
 256x256 px (Swift: `options.trainedSize = (256, 256)`), guidance 3 (see fixtures_e2e.py on conditioning), standard
 attention, one torch.Generator("cpu").manual_seed(SEED) per run:
-  hires   384x384 (pass 1 256x256), 448x256 (pass 1 320x192: bicubic by non-integer factors, Euler ancestral:
+  hires   384x384 (pass 1 256x256), 448x256 (pass 1 336x192: bicubic by non-integer factors, Euler ancestral:
           the generator's stream continues through pass 1's per-step draws into pass 2's noise)
   cascade 192x192 and 256x128 with the trained size taken as 64x64 (three passes: 64, 128, 192 and 88x48, 176x96,
           256x128; small tensors), and 384x384 on 256x256 (1.5x: two passes, the same tensor as hires)
-  resize  64x64 (render 256x256, 4x box), 96x64 (render 320x192, box by 3.33 x 3)
+  resize  64x64 (render 256x256, 4x box), 96x64 (render 312x208, box by 3.25 x 3.25)
   auto    cases that share a tensor with the method auto picks (recorded as `shared_with`): resize, hires (1.5x) and
           cascade (3x)
 Every case is also run in float64 with the same float32 random draws; `float64_error` is the float32 result's

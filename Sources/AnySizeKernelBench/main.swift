@@ -2,6 +2,7 @@
 //
 //   anysize-kernel-bench attention [--batch 2] [--heads 8] [--queries 4096] [--keys 4096] [--head-dim 40]
 //                                  [--budget-mb 384] [--entropy] [--repeats 5] [--warmup 1]
+//   anysize-kernel-bench bf16-conv [--batch 2] [--in 320] [--out 320] [--size 64]
 //   anysize-kernel-bench group-norm [--batch 1] [--channels 128] [--size 512] [--groups 32] [--silu]
 //
 // Prints one JSON line: median and minimum seconds, and GFLOP/s for attention (4 N M D heads B).
@@ -144,6 +145,24 @@ case "bf16-gemm":
         + String(format: "\"fp32_gflops\":%.1f,\"bf16_gflops\":%.1f,\"bf16_kernel_gflops\":%.1f,\"speedup\":%.2f}",
                  flops / median(fp32) / 1e9, flops / median(converted) / 1e9, flops / median(kernel) / 1e9,
                  median(fp32) / median(converted)))
+case "bf16-conv":
+    // One 3x3 stride-1 padding-1 layer four ways on all threads: float32 (AutomaticConvolution), bfloat16 weight
+    // widened into float32 Winograd F(4x4, 3x3), bfloat16 im2col, bfloat16 Winograd F(2x2, 3x3).
+    let batch = args.int("batch", 2), inC = args.int("in", 320), outC = args.int("out", inC), size = args.int("size", 64)
+    let x = filled([batch, inC, size, size], seed: 9), w = filled([outC, inC, 3, 3], seed: 10), b = filled([outC], seed: 11)
+    let fp32Layer = Conv2D(weight: w, bias: b, padding: 1), bf16Layer = Conv2D(bfloat16Weight: w, bias: b, padding: 1)
+    let variants: [(String, () -> Tensor)] = [
+        ("fp32", { fp32Layer(x) }),
+        ("bf16_widened_winograd4", { WinogradConvolution().forward(x, layer: bf16Layer) }),
+        ("bf16_im2col", { BFloat16Convolution(winogradTiles: nil).forward(x, layer: bf16Layer) }),
+        ("bf16_winograd2", { BFloat16WinogradConvolution().forward(x, layer: bf16Layer) }),
+    ]
+    var fields: [String] = []
+    for (name, body) in variants {
+        fields.append(String(format: "\"%@_s\":%.4f", name, median(time(repeats: repeats, warmup: warmup) { _ = body() })))
+    }
+    print("{\"op\":\"bf16-conv\",\"batch\":\(batch),\"in\":\(inC),\"out\":\(outC),\"size\":\(size),"
+        + "\"threads\":\(Parallel.threadCount),\"path\":\"\(BFloat16.path.rawValue)\"," + fields.joined(separator: ",") + "}")
 case "group-norm":
     let batch = args.int("batch", 1), channels = args.int("channels", 128), size = args.int("size", 512)
     let groups = args.int("groups", 32)

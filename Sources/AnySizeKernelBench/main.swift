@@ -1,7 +1,7 @@
 // Micro-benchmarks of single kernels, outside the test suite (tools/bench/attention_bench.sh drives it).
 //
 //   anysize-kernel-bench attention [--batch 2] [--heads 8] [--queries 4096] [--keys 4096] [--head-dim 40]
-//                                  [--budget-mb 384] [--entropy] [--repeats 5] [--warmup 1]
+//                                  [--budget-mb 384] [--entropy] [--bf16] [--repeats 5] [--warmup 1]
 //   anysize-kernel-bench bf16-conv [--batch 2] [--in 320] [--out 320] [--size 64]
 //   anysize-kernel-bench group-norm [--batch 1] [--channels 128] [--size 512] [--groups 32] [--silu]
 //
@@ -71,16 +71,17 @@ case "attention":
     let chunking = AttentionChunking.fitting(bytes: budget, queries: queries, keys: keys, headDim: d)
     var entropy = 0.0
     let wantsEntropy = args.flags.contains("entropy")
+    let precision: Precision = args.flags.contains("bf16") ? .bf16 : .fp32
     let seconds = time(repeats: repeats, warmup: warmup) {
         withUnsafeMutablePointer(to: &entropy) { e in
             _ = ScaledDotProductAttention.compute(query: q, key: k, value: v, heads: heads, chunking: chunking,
-                                                  entropy: wantsEntropy ? e : nil)
+                                                  entropy: wantsEntropy ? e : nil, precision: precision)
         }
     }
     let flops = 4.0 * Double(queries * keys * d * heads * batch)
     print("{\"impl\":\"anysize\",\"batch\":\(batch),\"heads\":\(heads),\"queries\":\(queries),\"keys\":\(keys),"
         + "\"head_dim\":\(d),\"threads\":\(Parallel.threadCount),\"chunk\":\"\(chunking.queryChunk)x\(chunking.keyChunk)\","
-        + "\"entropy\":\(wantsEntropy),"
+        + "\"entropy\":\(wantsEntropy),\"precision\":\"\(precision.rawValue)\","
         + String(format: "\"seconds_median\":%.4f,\"seconds_min\":%.4f,\"gflops\":%.2f}",
                  median(seconds), seconds.min() ?? 0, flops / median(seconds) / 1e9))
 case "gemm":

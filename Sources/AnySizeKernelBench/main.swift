@@ -1,7 +1,8 @@
 // Micro-benchmarks of single kernels, outside the test suite (tools/bench/attention_bench.sh drives it).
 //
 //   anysize-kernel-bench attention [--batch 2] [--heads 8] [--queries 4096] [--keys 4096] [--head-dim 40]
-//                                  [--budget-mb 384] [--entropy] [--repeats 5] [--warmup 1]
+//                                  [--budget-mb 384] [--entropy] [--bf16] [--repeats 5] [--warmup 1]
+//   anysize-kernel-bench bf16-conv [--batch 2] [--in 320] [--out 320] [--size 64]
 //   anysize-kernel-bench group-norm [--batch 1] [--channels 128] [--size 512] [--groups 32] [--silu]
 //
 // Prints one JSON line: median and minimum seconds, and GFLOP/s for attention (4 N M D heads B).
@@ -70,16 +71,17 @@ case "attention":
     let chunking = AttentionChunking.fitting(bytes: budget, queries: queries, keys: keys, headDim: d)
     var entropy = 0.0
     let wantsEntropy = args.flags.contains("entropy")
+    let precision: Precision = args.flags.contains("bf16") ? .bf16 : .fp32
     let seconds = time(repeats: repeats, warmup: warmup) {
         withUnsafeMutablePointer(to: &entropy) { e in
             _ = ScaledDotProductAttention.compute(query: q, key: k, value: v, heads: heads, chunking: chunking,
-                                                  entropy: wantsEntropy ? e : nil)
+                                                  entropy: wantsEntropy ? e : nil, precision: precision)
         }
     }
     let flops = 4.0 * Double(queries * keys * d * heads * batch)
     print("{\"impl\":\"anysize\",\"batch\":\(batch),\"heads\":\(heads),\"queries\":\(queries),\"keys\":\(keys),"
         + "\"head_dim\":\(d),\"threads\":\(Parallel.threadCount),\"chunk\":\"\(chunking.queryChunk)x\(chunking.keyChunk)\","
-        + "\"entropy\":\(wantsEntropy),"
+        + "\"entropy\":\(wantsEntropy),\"precision\":\"\(precision.rawValue)\","
         + String(format: "\"seconds_median\":%.4f,\"seconds_min\":%.4f,\"gflops\":%.2f}",
                  median(seconds), seconds.min() ?? 0, flops / median(seconds) / 1e9))
 case "gemm":
@@ -144,6 +146,24 @@ case "bf16-gemm":
         + String(format: "\"fp32_gflops\":%.1f,\"bf16_gflops\":%.1f,\"bf16_kernel_gflops\":%.1f,\"speedup\":%.2f}",
                  flops / median(fp32) / 1e9, flops / median(converted) / 1e9, flops / median(kernel) / 1e9,
                  median(fp32) / median(converted)))
+case "bf16-conv":
+    // One 3x3 stride-1 padding-1 layer four ways on all threads: float32 (AutomaticConvolution), bfloat16 weight
+    // widened into float32 Winograd F(4x4, 3x3), bfloat16 im2col, bfloat16 Winograd F(2x2, 3x3).
+    let batch = args.int("batch", 2), inC = args.int("in", 320), outC = args.int("out", inC), size = args.int("size", 64)
+    let x = filled([batch, inC, size, size], seed: 9), w = filled([outC, inC, 3, 3], seed: 10), b = filled([outC], seed: 11)
+    let fp32Layer = Conv2D(weight: w, bias: b, padding: 1), bf16Layer = Conv2D(bfloat16Weight: w, bias: b, padding: 1)
+    let variants: [(String, () -> Tensor)] = [
+        ("fp32", { fp32Layer(x) }),
+        ("bf16_widened_winograd4", { WinogradConvolution().forward(x, layer: bf16Layer) }),
+        ("bf16_im2col", { BFloat16Convolution(winogradTiles: nil).forward(x, layer: bf16Layer) }),
+        ("bf16_winograd2", { BFloat16WinogradConvolution().forward(x, layer: bf16Layer) }),
+    ]
+    var fields: [String] = []
+    for (name, body) in variants {
+        fields.append(String(format: "\"%@_s\":%.4f", name, median(time(repeats: repeats, warmup: warmup) { _ = body() })))
+    }
+    print("{\"op\":\"bf16-conv\",\"batch\":\(batch),\"in\":\(inC),\"out\":\(outC),\"size\":\(size),"
+        + "\"threads\":\(Parallel.threadCount),\"path\":\"\(BFloat16.path.rawValue)\"," + fields.joined(separator: ",") + "}")
 case "group-norm":
     let batch = args.int("batch", 1), channels = args.int("channels", 128), size = args.int("size", 512)
     let groups = args.int("groups", 32)

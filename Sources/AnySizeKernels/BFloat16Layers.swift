@@ -46,17 +46,16 @@ extension MatMul {
 /// bfloat16 panels on the worker that multiplies them, in one pass from the image
 /// (`anysize_bf16_pack_im2col`; 1x1 stride-1 layers pack the input pixels directly).
 ///
-/// Winograd's products are not rounded to bfloat16: its input and output transforms add and subtract values up
-/// to 10x the inputs' size around the products (F(4x4, 3x3)), so bfloat16 rounding there costs far more accuracy
-/// than in a direct product. On large grids (`winogradTiles`) the float32 Winograd runs instead, on the
-/// bfloat16-rounded weight widened per call (docs/PERFORMANCE.md, "bf16").
+/// 3x3 stride-1 padding-1 layers with at least 48 input channels on large grids (`winogradTiles`) run
+/// `BFloat16WinogradConvolution` instead: Winograd F(2x2, 3x3) with bfloat16 products, 2.25x fewer multiply-adds
+/// (docs/PERFORMANCE.md, "bf16": 2.1-2.5x faster than im2col on the UNet's 64x64 and 32x32 levels, equal on
+/// the 16x16 level, slower below, where transforming the weights on every call dominates).
 /// A float32 layer given to this algorithm runs `AutomaticConvolution`.
 public struct BFloat16Convolution: ConvolutionAlgorithm {
     /// Output pixels per packed band: 2 x 512 x k*k*I bytes of panels (L2-sized at SD's channel counts).
     public let bandPixels: Int
-    /// From this many 4x4 output tiles on (`WinogradConvolution.tileCount`), 3x3 stride-1 layers with at least 48
-    /// input channels run float32 `WinogradConvolution` on the bfloat16 weight widened for the call (its 2.25x
-    /// fewer multiplies beat the bfloat16 GEMM's 2x rate on large grids); nil: always im2col in bfloat16.
+    /// From this many 2x2 output tiles on (`BFloat16WinogradConvolution.tileCount`), 3x3 stride-1 layers with at
+    /// least 48 input channels run `BFloat16WinogradConvolution`; nil: always im2col.
     public let winogradTiles: Int?
 
     /// Defaults: bands of 512 pixels; Winograd from `defaultWinogradTiles` tiles (`ANYSIZE_BF16_WINOGRAD_TILES`
@@ -67,16 +66,18 @@ public struct BFloat16Convolution: ConvolutionAlgorithm {
         self.winogradTiles = winogradTiles
     }
 
-    /// 256 tiles (the UNet's 64x64 level at batch 2), or the environment's `ANYSIZE_BF16_WINOGRAD_TILES`.
+    /// 256 tiles (the UNet's 32x32 level at batch 1 and up; the 16x16 level at batch 2, 128 tiles, stays on
+    /// im2col: as fast there and more accurate), or the environment's `ANYSIZE_BF16_WINOGRAD_TILES`.
     public static let defaultWinogradTiles: Int? = {
-        guard let value = ProcessInfo.processInfo.environment["ANYSIZE_BF16_WINOGRAD_TILES"] else { return 256 }
+        guard let value = ProcessInfo.processInfo.environment["ANYSIZE_BF16_WINOGRAD_TILES"] else { return 32 }
         return Int(value)
     }()
 
     public func forward(_ input: Tensor, layer: Conv2D) -> Tensor {
-        if let winogradTiles, WinogradConvolution.supports(layer), layer.inChannels >= 48, input.rank == 4,
-           WinogradConvolution.tileCount(batch: input.shape[0], height: input.shape[2], width: input.shape[3]) >= winogradTiles {
-            return WinogradConvolution().forward(input, layer: layer)
+        if let winogradTiles, BFloat16WinogradConvolution.supports(layer), layer.inChannels >= 48, input.rank == 4,
+           BFloat16WinogradConvolution.tileCount(batch: input.shape[0], height: input.shape[2],
+                                                 width: input.shape[3]) >= winogradTiles {
+            return BFloat16WinogradConvolution().forward(input, layer: layer)
         }
         return forward(input, layer: layer, dilation: 1)
     }

@@ -19,8 +19,8 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Untimed runs before the timed ones.") var warmup: Int = 1
     @Option(parsing: .unconditional, help: "Seed of the random inputs.") var seed: UInt64 = 0
     @Flag(help: "Record and print seconds per op family.") var profile = false
-    @Option(help: "unet and sample: fp32 (default) or bf16 (bfloat16 weights and products, float32 accumulation).") var precision: String = "fp32"
-    @Flag(help: "unet: instead of timing, run one call in fp32 and in bf16 on the same inputs and print the relative max-abs error.") var accuracy = false
+    @Option(help: "fp32 (default) or bf16 (bfloat16 weights and products, float32 accumulation) for the component (generation runs only the UNet in bf16; vae-decode and text-encoder in bf16 are for measuring).") var precision: String = "fp32"
+    @Flag(help: "unet, vae-decode, text-encoder: instead of timing, run one call in fp32 and in bf16 on the same inputs and print the relative max-abs error.") var accuracy = false
     @Option(help: "sample: the composition method (none, redilate, hires, cascade, deep-shrink, resize, auto); none is the direct run to compare with.") var compose: String = "none"
     @Option(parsing: .unconditional, help: "sample: sampling steps of a direct run.") var steps: Int = 20
     @Option(name: .customLong("hires-strength"), parsing: .unconditional, help: "sample, hires and cascade: img2img strength of each pass after the first, in (0, 1].") var hiresStrength: Double = 0.7
@@ -44,7 +44,9 @@ struct BenchCommand: ParsableCommand {
         try options.checkMemory(model: try ModelFootprint.read(path: model))
         let checkpoint = try StableDiffusionCheckpoint.load(path: model)
         if accuracy {
-            guard part == .unet else { throw AnySizeError(.invalidArgument, "--accuracy compares UNet calls; use it with --component unet") }
+            guard part != .sample else {
+                throw AnySizeError(.invalidArgument, "--accuracy compares single calls; use it with --component unet, vae-decode or text-encoder")
+            }
             print(try Benchmark.precisionComparison(checkpoint: checkpoint, options: options).jsonLine(options: options))
             return
         }

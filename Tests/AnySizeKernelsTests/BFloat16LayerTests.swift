@@ -78,12 +78,6 @@ final class BFloat16LayerTests: XCTestCase {
                 XCTAssertLessThanOrEqual(worstRatio(y, reference.values, magnitude: magnitude, bias: bias, k: inC * k * k), 1,
                                          "\(path.rawValue) \(label)")
             }
-            if inC >= 48 && stride == 1 && padding == 1 {
-                // Large grids: float32 Winograd on the weight widened from bfloat16 (only the weight is rounded).
-                let y = BFloat16Convolution(winogradTiles: 1).forward(x, layer: layer)
-                XCTAssertLessThanOrEqual(worstRatio(y, reference.values, magnitude: magnitude, bias: bias, k: inC * k * k), 1,
-                                         "Winograd on the widened weight, \(label)")
-            }
             if dilation == 1 {
                 XCTAssertLessThanOrEqual(worstRatio(layer(x), reference.values, magnitude: magnitude, bias: bias, k: inC * k * k),
                                          1, "layer call \(label)")

@@ -167,3 +167,31 @@ final class BenchTests: XCTestCase {
                                                           loadedCore: "Prescott", configuration: dynamic, cpuFlags: avx512), [:])
     }
 }
+
+/// `anysize bench --accuracy`: one call of each component in bfloat16 against float32.
+final class BenchAccuracyTests: XCTestCase {
+    /// Max-abs errors, normalised as in `BFloat16PipelineTests` (by max(1, max|fp32|)), stay within the UNet's
+    /// 2e-2 target (VAE: the same bound) and are not zero (the bfloat16 model really ran). The tiny random text
+    /// encoders amplify rounding through their final layer norm: measured 1.2e-2 (ood-toy), 2.9e-2 (tiny-sd2) and
+    /// 7.1e-2 (tiny-sd1) against 6.0e-3 on the full-size random SD1.5 (docs/PERFORMANCE.md), so 1e-1 for them. The toy model's VAE has 64-channel levels at up to 128x128, so its
+    /// 3x3 convolutions run the bfloat16 Winograd path.
+    func testEachComponentAgainstFloat32() throws {
+        for (model, component, size) in [("tiny-sd1", BenchmarkComponent.unet, 64), ("ood-toy", .textEncoder, 64), ("tiny-sd1", .textEncoder, 64),
+                                          ("ood-toy", .vaeDecode, 128)] {
+            let checkpoint = try Fixtures.checkpoint(model)
+            let options = BenchmarkOptions(component: component, width: size, height: size, batch: 2, seed: 5)
+            let comparison = try Benchmark.precisionComparison(checkpoint: checkpoint, options: options)
+            XCTAssertGreaterThan(comparison.relative, 0, "\(model) \(component)")
+            let normalised = comparison.maxAbsError / max(1, comparison.referenceMaxAbs)
+            print("[bf16] \(model) \(component.rawValue): max-abs error \(comparison.maxAbsError) of \(comparison.referenceMaxAbs)")
+            XCTAssertLessThanOrEqual(normalised, component == .textEncoder ? 1e-1 : 2e-2, "\(model) \(component)")
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(comparison.jsonLine(options: options).utf8))
+                as? [String: Any])
+            XCTAssertEqual(object["component"] as? String, component.rawValue)
+        }
+        let sample = BenchmarkOptions(component: .sample, width: 64, height: 64)
+        XCTAssertThrowsError(try Benchmark.precisionComparison(checkpoint: try Fixtures.checkpoint("tiny-sd1"), options: sample)) {
+            XCTAssertTrue("\($0)".contains("--accuracy"), "\($0)")
+        }
+    }
+}

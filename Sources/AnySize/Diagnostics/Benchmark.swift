@@ -119,11 +119,8 @@ public struct BenchmarkResult: Sendable {
 
     public var secondsMin: Double { seconds.min() ?? 0 }
 
-    /// Which kernels ran the UNet's products: "fp32", or the bfloat16 path (`BFloat16Path`) for `.bf16`.
-    public var matmulPath: String {
-        options.precision == .fp32 || options.component == .vaeDecode || options.component == .textEncoder
-            ? "fp32" : BFloat16.path.rawValue
-    }
+    /// Which kernels ran the component's products: "fp32", or the bfloat16 path (`BFloat16Path`) for `.bf16`.
+    public var matmulPath: String { options.precision == .fp32 ? "fp32" : BFloat16.path.rawValue }
 
     /// Counted FLOPs / median seconds, in units of 10^9.
     public var gflops: Double { secondsMedian > 0 ? flops / secondsMedian / 1e9 : 0 }
@@ -215,13 +212,14 @@ public enum Benchmark {
                 * FLOPCount.unet(config, latentHeight: latentHeight, latentWidth: latentWidth, batch: options.batch)
             plan = resolved
         case .vaeDecode:
-            let vae = try AutoencoderKL(config: checkpoint.vaeConfig, parameters: checkpoint.vae)
+            let vae = try AutoencoderKL(config: checkpoint.vaeConfig, parameters: checkpoint.vae, precision: options.precision)
             let latents = random.randn([options.batch, checkpoint.vaeConfig.latentChannels, latentHeight, latentWidth])
             call = { _ = vae.decode(latents) }
             flops = FLOPCount.vaeDecoder(checkpoint.vaeConfig, latentHeight: latentHeight, latentWidth: latentWidth,
                                          batch: options.batch)
         case .textEncoder:
-            let encoder = try CLIPTextModel(config: checkpoint.textConfig, parameters: checkpoint.textEncoder)
+            let encoder = try CLIPTextModel(config: checkpoint.textConfig, parameters: checkpoint.textEncoder,
+                                            precision: options.precision)
             let ids = tokenWindows(count: options.batch, vocabulary: checkpoint.textConfig.vocabSize, seed: options.seed)
             call = { _ = try encoder(ids) }
             flops = FLOPCount.textEncoder(checkpoint.textConfig, tokens: 77, batch: options.batch)

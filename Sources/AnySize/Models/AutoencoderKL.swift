@@ -50,10 +50,12 @@ public final class AutoencoderKL: @unchecked Sendable {
     /// Scratch-memory bound for the mid-block attention, in bytes.
     public var attentionMemoryBudget: Int = 512 << 20
 
-    /// Builds the model from diffusers-named parameters, checking every shape against `config`.
-    public init(config: VAEConfig, parameters store: ParameterStore) throws {
+    /// Builds the model from diffusers-named parameters, checking every shape against `config`. `precision` .bf16
+    /// holds the linear and convolution weights in bfloat16 and runs their products in bfloat16 (for measurements:
+    /// `anysize bench --component vae-decode --precision bf16`; generation keeps the VAE in float32).
+    public init(config: VAEConfig, parameters store: ParameterStore, precision: Precision = .fp32) throws {
         self.config = config
-        let s = ParameterScope(store)
+        let s = ParameterScope(store, precision: precision)
         let ch = config.blockOutChannels
         let groups = config.normNumGroups
         let latent = config.latentChannels

@@ -57,6 +57,34 @@ void anysize_bf16_gemm(size_t m, size_t n, size_t k, float alpha, const uint16_t
 void anysize_bf16_gemm_scalar(size_t m, size_t n, size_t k, float alpha, const uint16_t *a, size_t lda,
                               const uint16_t *b, float *c, size_t ldc, int accumulate);
 
+/// Winograd F(2x2, 3x3) for 3x3 stride-1 padding-1 convolutions with bfloat16 products (Winograd2.c). Tiles are
+/// 2x2 output pixels numbered (image, tile row, tile column) over a [B, C, H, W] input, ceil(H / 2) x ceil(W / 2)
+/// per image; transformed index xi = 4 xi_y + xi_x (16 positions). Each function has a `_scalar` twin (same
+/// operations in the same order, so the same results) used on CPUs without AVX512-BF16 and by the tests.
+///
+/// U_xi [rows, lda] = bfloat16 (G g G^T)[xi] for `rows` output channels, g read from bfloat16 taps-major rows
+/// (row r at w + r * lds, tap (ky, kx) of input i at (3 ky + kx) * channels + i); columns channels ..< lda are 0;
+/// plane xi at u + xi * xiStride.
+void anysize_bf16_winograd2_weights(const uint16_t *w, size_t lds, size_t channels, size_t rows, uint16_t *u,
+                                    size_t lda, size_t xiStride);
+void anysize_bf16_winograd2_weights_scalar(const uint16_t *w, size_t lds, size_t channels, size_t rows,
+                                           uint16_t *u, size_t lda, size_t xiStride);
+/// V_xi [channels, count] = bfloat16 (B^T d B)[xi] for tiles first ..< first + count of x [B, channels, H, W]
+/// (d the 4x4 input patch, zero outside the image), in the panels layout, plane xi at v + xi * xiStride
+/// (xiStride >= anysize_bf16_panel_elements(channels, count); each plane is written whole, padding included).
+void anysize_bf16_winograd2_input(const float *x, size_t channels, size_t height, size_t width, size_t first,
+                                  size_t count, uint16_t *v, size_t xiStride);
+void anysize_bf16_winograd2_input_scalar(const float *x, size_t channels, size_t height, size_t width,
+                                         size_t first, size_t count, uint16_t *v, size_t xiStride);
+/// out[tile pixels] = (A^T M A) + bias[r] for tiles first ..< first + count and rows r < rows: M_xi [rows, ld] float32
+/// at m + xi * xiStride (column j = tile first + j); channel r of image b at out + b * imageStride + r * H * W
+/// (pixels past the image are not written).
+void anysize_winograd2_output(const float *m, size_t ld, size_t xiStride, size_t rows, const float *bias, float *out,
+                              size_t imageStride, size_t height, size_t width, size_t first, size_t count);
+void anysize_winograd2_output_scalar(const float *m, size_t ld, size_t xiStride, size_t rows, const float *bias,
+                                     float *out, size_t imageStride, size_t height, size_t width, size_t first,
+                                     size_t count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -22,29 +22,21 @@ extension Problem {
         let rowMax = stats, rowSum = stats + queryChunk, rowEntropy = stats + 2 * queryChunk
         let alpha = 1 / Float(d).squareRoot()
         var entropySum = 0.0
-        for item in items {
-            let chunk = item % queryChunks, bh = item / queryChunks
-            let h = bh % heads, b = bh / heads
-            let q0 = chunk * queryChunk, q1 = min(q0 + queryChunk, queries), mq = q1 - q0
-            let qBase = query + (b * queries + q0) * channels + h * d  // rows of Q_c, stride channels
-            let oBase = out + (b * queries + q0) * channels + h * d    // output rows, stride channels
-            packedQ.fill(from: qBase, rows: mq, sourceStride: channels)
-            if bh != packedHead {
-                let kHead = key + b * keys * channels + h * d, vHead = value + b * keys * channels + h * d
+        for index in items {
+            let item = self.item(index), q0 = item.q0, q1 = item.q1, mq = item.rows
+            packedQ.fill(from: item.query, rows: mq, sourceStride: channels)
+            if item.bh != packedHead {
                 for kb in 0 ..< keyBlocks {
                     let k0 = kb * keyChunk, mk = min(keyChunk, keys - k0)
                     // K_c^T [d, mk]: element (i, j) = K[k0 + j, i]; V_c [mk, d]: element (i, j) = V[k0 + i, j]
-                    BFloat16Panels.pack(kHead + k0 * channels, k: d, n: mk, kStride: 1, nStride: channels,
+                    BFloat16Panels.pack(item.key + k0 * channels, k: d, n: mk, kStride: 1, nStride: channels,
                                         into: packedK.pointer + kb * keyPanels)
-                    BFloat16Panels.pack(vHead + k0 * channels, k: mk, n: d, kStride: channels, nStride: 1,
+                    BFloat16Panels.pack(item.value + k0 * channels, k: mk, n: d, kStride: channels, nStride: 1,
                                         into: packedV.pointer + kb * valuePanels)
                 }
-                packedHead = bh
+                packedHead = item.bh
             }
-            rowMax.update(repeating: -.infinity, count: mq)
-            rowSum.update(repeating: 0, count: mq)
-            rowEntropy.update(repeating: 0, count: mq)
-            acc.update(repeating: 0, count: mq * dPad)
+            startRows(mq, stats: stats, accumulator: acc, paddedDim: dPad)
             var k0 = 0
             while k0 < keys {
                 let k1 = min(k0 + keyChunk, keys), mk = k1 - k0, kb = k0 / keyChunk
@@ -63,7 +55,7 @@ extension Problem {
                 BFloat16MatMul.gemm(m: mq, n: d, k: mk, a: packedP.storage.pointer, lda: packedP.rowStride,
                                     b: packedV.pointer + kb * valuePanels, c: acc, ldc: dPad, accumulate: true, path: path)
             }
-            entropySum += finishRows(mq, output: oBase, accumulator: acc, paddedDim: dPad, sum: rowSum, entropy: rowEntropy)
+            entropySum += finishRows(mq, output: item.output, accumulator: acc, paddedDim: dPad, sum: rowSum, entropy: rowEntropy)
         }
         return entropySum
     }

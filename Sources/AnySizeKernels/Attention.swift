@@ -172,6 +172,34 @@ struct Problem {
     var headDim: Int { channels / heads }
     var queryChunks: Int { (queries + queryChunk - 1) / queryChunk }
 
+    /// One work item: query rows q0 ..< q1 of one (batch, head) pair `bh`, with where its Q rows, its output rows
+    /// and its head's K and V rows start (consecutive rows `channels` apart).
+    struct Item {
+        let bh: Int, q0: Int, q1: Int
+        let query: UnsafePointer<Float>, key: UnsafePointer<Float>, value: UnsafePointer<Float>
+        let output: UnsafeMutablePointer<Float>
+        var rows: Int { q1 - q0 }
+    }
+
+    /// Item `index` = (b * heads + h) * queryChunks + chunk (the numbering `run` and `runBFloat16` share).
+    func item(_ index: Int) -> Item {
+        let chunk = index % queryChunks, bh = index / queryChunks
+        let h = bh % heads, b = bh / heads, d = headDim
+        let q0 = chunk * queryChunk, head = b * keys * channels + h * d, rows = (b * queries + q0) * channels + h * d
+        return Item(bh: bh, q0: q0, q1: min(q0 + queryChunk, queries), query: query + rows, key: key + head,
+                    value: value + head, output: out + rows)
+    }
+
+    /// Resets the online-softmax state of `rows` query rows: running max -inf, sum and entropy term 0, and the
+    /// output accumulator (rows of `paddedDim`) 0.
+    func startRows(_ rows: Int, stats: UnsafeMutablePointer<Float>, accumulator: UnsafeMutablePointer<Float>,
+                   paddedDim: Int) {
+        stats.update(repeating: -.infinity, count: rows)
+        (stats + queryChunk).update(repeating: 0, count: rows)
+        (stats + 2 * queryChunk).update(repeating: 0, count: rows)
+        accumulator.update(repeating: 0, count: rows * paddedDim)
+    }
+
     /// Computes the output rows of `items` (index = (b * heads + h) * queryChunks + chunk) and returns the
     /// sum of their rows' entropies (0 unless `wantsEntropy`). Allocates this worker's scratch once: the
     /// logits block (rows padded to whole key panels), the running statistics, the packed Q_c, K_c and V_c
@@ -201,27 +229,20 @@ struct Problem {
         let rowMax = stats, rowSum = stats + queryChunk, rowEntropy = stats + 2 * queryChunk
         let alpha = 1 / Float(d).squareRoot()
         var entropySum = 0.0
-        for item in items {
-            let chunk = item % queryChunks, bh = item / queryChunks
-            let h = bh % heads, b = bh / heads
-            let q0 = chunk * queryChunk, q1 = min(q0 + queryChunk, queries), mq = q1 - q0
-            let qBase = query + (b * queries + q0) * channels + h * d  // rows of Q_c, stride channels
-            let oBase = out + (b * queries + q0) * channels + h * d    // output rows, stride channels
-            if tiles { AttentionTiles.packQueries(qBase, stride: channels, rows: mq, headDim: d, into: packedQ) }
-            if tiles && bh != packedHead {
-                let kHead = key + b * keys * channels + h * d, vHead = value + b * keys * channels + h * d
+        for index in items {
+            let item = self.item(index), q0 = item.q0, q1 = item.q1, mq = item.rows
+            if tiles { AttentionTiles.packQueries(item.query, stride: channels, rows: mq, headDim: d, into: packedQ) }
+            if tiles && item.bh != packedHead {
                 for kb in 0 ..< keyBlocks {
                     let k0 = kb * keyChunk
-                    AttentionTiles.packKeys(kHead + k0 * channels, stride: channels, keys: min(keyChunk, keys - k0),
+                    AttentionTiles.packKeys(item.key + k0 * channels, stride: channels, keys: min(keyChunk, keys - k0),
                                             headDim: d, into: packedK + kb * panelBlock)
                 }
-                AttentionTiles.packValues(vHead, stride: channels, keys: keys, headDim: d, paddedDim: dPad, into: packedV)
-                packedHead = bh
+                AttentionTiles.packValues(item.value, stride: channels, keys: keys, headDim: d, paddedDim: dPad,
+                                          into: packedV)
+                packedHead = item.bh
             }
-            rowMax.update(repeating: -.infinity, count: mq)
-            rowSum.update(repeating: 0, count: mq)
-            rowEntropy.update(repeating: 0, count: mq)
-            acc.update(repeating: 0, count: mq * dPad)
+            startRows(mq, stats: stats, accumulator: acc, paddedDim: dPad)
             var k0 = 0
             while k0 < keys {
                 let k1 = min(k0 + keyChunk, keys), mk = k1 - k0
@@ -232,8 +253,8 @@ struct Problem {
                     AttentionTiles.logits(queries: packedQ, rows: mq, keys: packedK + k0 / keyChunk * panelBlock,
                                           count: mk, headDim: d, alpha: alpha, logits: logits, stride: stride)
                 } else {
-                    MatMul.gemm(transB: true, m: mq, n: mk, k: d, alpha: alpha, a: qBase, lda: channels,
-                                b: key + (b * keys + k0) * channels + h * d, ldb: channels, c: logits, ldc: stride)
+                    MatMul.gemm(transB: true, m: mq, n: mk, k: d, alpha: alpha, a: item.query, lda: channels,
+                                b: item.key + k0 * channels, ldb: channels, c: logits, ldc: stride)
                 }
                 modifier?.adjust(logits, stride: stride, queries: q0 ..< q1, keys: k0 ..< k1)
                 for i in 0 ..< mq {
@@ -245,11 +266,12 @@ struct Problem {
                     AttentionTiles.accumulate(p: logits, pStride: stride, rows: mq, keys: mk,
                                               values: packedV + k0 * dPad, paddedDim: dPad, acc: acc)
                 } else {
-                    MatMul.gemm(m: mq, n: d, k: mk, a: logits, lda: stride, b: value + (b * keys + k0) * channels + h * d,
+                    MatMul.gemm(m: mq, n: d, k: mk, a: logits, lda: stride, b: item.value + k0 * channels,
                                 ldb: channels, beta: 1, c: acc, ldc: dPad)
                 }
             }
-            entropySum += finishRows(mq, output: oBase, accumulator: acc, paddedDim: dPad, sum: rowSum, entropy: rowEntropy)
+            entropySum += finishRows(mq, output: item.output, accumulator: acc, paddedDim: dPad, sum: rowSum,
+                                     entropy: rowEntropy)
         }
         return entropySum
     }

@@ -21,36 +21,40 @@ extension Benchmark {
     public static func precisionComparison(checkpoint: StableDiffusionCheckpoint, options: BenchmarkOptions) throws
         -> PrecisionComparison {
         try options.validate()
+        let reference = try singleCall(checkpoint: checkpoint, options: options, precision: .fp32)()
+        let bf16 = try singleCall(checkpoint: checkpoint, options: options, precision: .bf16)()
+        var worst: Float = 0
+        for (a, b) in zip(bf16.buffer, reference.buffer) { worst = max(worst, abs(a - b)) }
+        return PrecisionComparison(maxAbsError: worst, referenceMaxAbs: reference.maxAbs)
+    }
+
+    /// The component's model built in `precision` and one call of it on inputs drawn from `options.seed` (the same
+    /// inputs whatever the precision): the UNet on latents and context at timestep 500, the VAE decoder on
+    /// latents, the text encoder on token windows. `sample` is several calls and has no single call.
+    static func singleCall(checkpoint: StableDiffusionCheckpoint, options: BenchmarkOptions, precision: Precision)
+        throws -> () throws -> Tensor {
         let random = TorchRandom(seed: options.seed)
         let latentHeight = options.height / 8, latentWidth = options.width / 8
-        let call: (Precision) throws -> Tensor
         switch options.component {
         case .sample:
             throw AnySizeError(.invalidArgument, "--accuracy compares single calls; use it with --component unet, vae-decode or text-encoder")
         case .unet:
             let config = checkpoint.unetConfig
+            let unet = try UNet2DConditionModel(config: config, parameters: checkpoint.unet, precision: precision)
             let sample = random.randn([options.batch, config.inChannels, latentHeight, latentWidth])  // [B, 4, h, w]
             let context = random.randn([options.batch, 77, config.crossAttentionDim])                // [B, 77, Cc]
             let timesteps = [Float](repeating: 500, count: options.batch)
             let attention = AttentionContext(trainedLatentHeight: config.sampleSize, trainedLatentWidth: config.sampleSize)
-            call = { precision in
-                let unet = try UNet2DConditionModel(config: config, parameters: checkpoint.unet, precision: precision)
-                return unet(sample, timesteps: timesteps, context: context, attention: attention)
-            }
+            return { unet(sample, timesteps: timesteps, context: context, attention: attention) }
         case .vaeDecode:
+            let vae = try AutoencoderKL(config: checkpoint.vaeConfig, parameters: checkpoint.vae, precision: precision)
             let latents = random.randn([options.batch, checkpoint.vaeConfig.latentChannels, latentHeight, latentWidth])
-            call = { precision in
-                try AutoencoderKL(config: checkpoint.vaeConfig, parameters: checkpoint.vae, precision: precision).decode(latents)
-            }
+            return { vae.decode(latents) }
         case .textEncoder:
+            let encoder = try CLIPTextModel(config: checkpoint.textConfig, parameters: checkpoint.textEncoder,
+                                            precision: precision)
             let ids = tokenWindows(count: options.batch, vocabulary: checkpoint.textConfig.vocabSize, seed: options.seed)
-            call = { precision in
-                try CLIPTextModel(config: checkpoint.textConfig, parameters: checkpoint.textEncoder, precision: precision)(ids)
-            }
+            return { try encoder(ids) }
         }
-        let reference = try call(.fp32), bf16 = try call(.bf16)
-        var worst: Float = 0
-        for (a, b) in zip(bf16.buffer, reference.buffer) { worst = max(worst, abs(a - b)) }
-        return PrecisionComparison(maxAbsError: worst, referenceMaxAbs: reference.maxAbs)
     }
 }

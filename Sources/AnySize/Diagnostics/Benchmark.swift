@@ -174,15 +174,10 @@ public enum Benchmark {
         var plan: CompositionPlan?
         switch options.component {
         case .unet:
-            let unet = try UNet2DConditionModel(config: checkpoint.unetConfig, parameters: checkpoint.unet,
-                                                  precision: options.precision)
-            let config = checkpoint.unetConfig
-            let sample = random.randn([options.batch, config.inChannels, latentHeight, latentWidth])  // [B, 4, h, w]
-            let context = random.randn([options.batch, 77, config.crossAttentionDim])                // [B, 77, Cc]
-            let timesteps = [Float](repeating: 500, count: options.batch)
-            let attention = AttentionContext(trainedLatentHeight: config.sampleSize, trainedLatentWidth: config.sampleSize)
-            call = { _ = unet(sample, timesteps: timesteps, context: context, attention: attention) }
-            flops = FLOPCount.unet(config, latentHeight: latentHeight, latentWidth: latentWidth, batch: options.batch)
+            let body = try singleCall(checkpoint: checkpoint, options: options, precision: options.precision)
+            call = { _ = try body() }
+            flops = FLOPCount.unet(checkpoint.unetConfig, latentHeight: latentHeight, latentWidth: latentWidth,
+                                   batch: options.batch)
         case .sample:
             let unet = try UNet2DConditionModel(config: checkpoint.unetConfig, parameters: checkpoint.unet,
                                                   precision: options.precision)
@@ -212,16 +207,13 @@ public enum Benchmark {
                 * FLOPCount.unet(config, latentHeight: latentHeight, latentWidth: latentWidth, batch: options.batch)
             plan = resolved
         case .vaeDecode:
-            let vae = try AutoencoderKL(config: checkpoint.vaeConfig, parameters: checkpoint.vae, precision: options.precision)
-            let latents = random.randn([options.batch, checkpoint.vaeConfig.latentChannels, latentHeight, latentWidth])
-            call = { _ = vae.decode(latents) }
+            let body = try singleCall(checkpoint: checkpoint, options: options, precision: options.precision)
+            call = { _ = try body() }
             flops = FLOPCount.vaeDecoder(checkpoint.vaeConfig, latentHeight: latentHeight, latentWidth: latentWidth,
                                          batch: options.batch)
         case .textEncoder:
-            let encoder = try CLIPTextModel(config: checkpoint.textConfig, parameters: checkpoint.textEncoder,
-                                            precision: options.precision)
-            let ids = tokenWindows(count: options.batch, vocabulary: checkpoint.textConfig.vocabSize, seed: options.seed)
-            call = { _ = try encoder(ids) }
+            let body = try singleCall(checkpoint: checkpoint, options: options, precision: options.precision)
+            call = { _ = try body() }
             flops = FLOPCount.textEncoder(checkpoint.textConfig, tokens: 77, batch: options.batch)
         }
         for _ in 0 ..< options.warmup { try call() }

@@ -139,6 +139,7 @@ void anysize_bf16_winograd2_input_scalar(const float *x, size_t channels, size_t
     }
 }
 
+#ifdef ANYSIZE_X86
 /// A run of consecutive tiles of one tile row inside a 16-column group: lanes lane ..< lane + length.
 typedef struct { size_t lane, length; tile_position start; } tile_run;
 
@@ -158,7 +159,6 @@ static int runs_of_group(size_t first, size_t j0, size_t n, size_t tileRows, siz
     return count;
 }
 
-#ifdef ANYSIZE_X86
 /// Bits lo ..< hi of a 16-bit mask (empty when hi <= lo).
 static inline __mmask16 bit_range(ptrdiff_t lo, ptrdiff_t hi) {
     if (lo < 0) lo = 0;

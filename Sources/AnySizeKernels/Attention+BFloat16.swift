@@ -1,9 +1,11 @@
+import CAnySizeBF16
 import Foundation
 
 extension Problem {
     /// `run` with bfloat16 products: per block l = alpha Q_c K_c^T and a += P V_c take Q, K, V and the
     /// probabilities P = e^{l - m} rounded to bfloat16 and accumulate in float32 (`BFloat16MatMul.gemm`); the
-    /// online softmax (max, exponentials, sums, rescaling, entropy) stays float32 exactly as in `run`.
+    /// online softmax (max, exponentials, sums, rescaling, entropy) stays float32, as in `run`, but runs in C
+    /// (`anysize_bf16_softmax_rows`), which writes P in bfloat16 in the same pass as the exponentials.
     /// K^T and V of the current head are packed to bfloat16 panels once per (batch, head), per key block.
     func runBFloat16(items: Range<Int>, path: BFloat16Path) -> Double {
         let d = headDim, dPad = AttentionTiles.roundUp(d, 16)
@@ -46,12 +48,10 @@ extension Problem {
                 BFloat16MatMul.gemm(m: mq, n: mk, k: d, alpha: alpha, a: packedQ.storage.pointer, lda: packedQ.rowStride,
                                     b: packedK.pointer + kb * keyPanels, c: logits, ldc: stride, accumulate: false, path: path)
                 modifier?.adjust(logits, stride: stride, queries: q0 ..< q1, keys: k0 ..< k1)
-                for i in 0 ..< mq {
-                    updateRow(logits + i * stride, count: mk, max: rowMax + i, sum: rowSum + i,
-                              entropy: rowEntropy + i, accumulator: acc + i * dPad, headDim: dPad)
-                }
+                // P = bfloat16(e^{l - m'}) with the running statistics and a rescaled, in one pass per row
+                anysize_bf16_softmax_rows(logits, stride, mq, mk, rowMax, rowSum, wantsEntropy ? rowEntropy : nil,
+                                          acc, dPad, dPad, packedP.storage.pointer, packedP.rowStride)
                 // a += P V_c   [mq, d] (the padding columns of a stay 0)
-                packedP.fill(from: logits, rows: mq, columns: mk, sourceStride: stride)
                 BFloat16MatMul.gemm(m: mq, n: d, k: mk, a: packedP.storage.pointer, lda: packedP.rowStride,
                                     b: packedV.pointer + kb * valuePanels, c: acc, ldc: dPad, accumulate: true, path: path)
             }

@@ -85,6 +85,21 @@ void anysize_winograd2_output_scalar(const float *m, size_t ld, size_t xiStride,
                                      float *out, size_t imageStride, size_t height, size_t width, size_t first,
                                      size_t count);
 
+/// One online-softmax step of the bfloat16 attention for `rows` query rows over a block of `cols` keys: row r's
+/// logits at logits + r * ldl (-infinity marks a masked key), its running max m, sum s and entropy term t at
+/// rowMax[r], rowSum[r], rowEntropy[r] (t only when rowEntropy is not NULL), its output accumulator a at
+/// acc + r * ldacc (accCols floats). m' = max(m, the block's max). A row with m' = -infinity gets P = 0 and keeps
+/// its state. Otherwise, if m' > m > -infinity: c = e^{m - m'}, t = c (t + s (m - m')), s = c s, a = c a; then
+/// p_j = e^{l_j - m'} (relative error about 2e-7), s += sum p_j, t += sum p_j (l_j - m'), and
+/// P[r, j] = bfloat16(p_j) at p + r * ldp for j < cols, 0 for cols <= j < ldp (Softmax.c).
+void anysize_bf16_softmax_rows(const float *logits, size_t ldl, size_t rows, size_t cols, float *rowMax,
+                               float *rowSum, float *rowEntropy, float *acc, size_t ldacc, size_t accCols,
+                               uint16_t *p, size_t ldp);
+/// The same step in scalar C, with identical results (used on CPUs without AVX512-BF16 and by the tests).
+void anysize_bf16_softmax_rows_scalar(const float *logits, size_t ldl, size_t rows, size_t cols, float *rowMax,
+                                      float *rowSum, float *rowEntropy, float *acc, size_t ldacc, size_t accCols,
+                                      uint16_t *p, size_t ldp);
+
 #ifdef __cplusplus
 }
 #endif

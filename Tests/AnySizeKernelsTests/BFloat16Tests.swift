@@ -60,11 +60,13 @@ final class BFloat16Tests: XCTestCase {
         }
     }
 
-    /// C = alpha A B (+ C) for odd and even k, k across several 256-value reduction blocks, m and n not multiples
-    /// of the 8 x 48 tile, against bounds (1) and (2).
+    /// C = alpha A B (+ C) for odd and even k, k across several reduction blocks (also cut unevenly: 723 values =
+    /// 362 pairs in three blocks), n across several 192-column blocks, m across 64-row blocks, m and n not
+    /// multiples of the 8 x 48 tile, against bounds (1) and (2).
     func testGEMMAgainstReferences() {
         var rng = TestRandom(seed: 13)
-        let shapes = [(1, 1, 1), (7, 5, 3), (13, 40, 77), (9, 50, 300), (8, 48, 257), (17, 97, 640), (3, 16, 2)]
+        let shapes = [(1, 1, 1), (7, 5, 3), (13, 40, 77), (9, 50, 300), (8, 48, 257), (17, 97, 640), (3, 16, 2),
+                      (70, 401, 723)]
         for path in paths {
             for (m, n, k) in shapes {
                 for (alpha, accumulate) in [(Float(1), false), (Float(0.5), true)] {

@@ -18,26 +18,93 @@ extension MatMul {
         var outShape = x.shape
         outShape[outShape.count - 1] = outFeatures
         let out = Tensor(uninitialized: outShape)  // bias rows or a first product without accumulation
-        if let bias { precondition(bias.count == outFeatures, "linear: bias \(bias.shape) for \(outFeatures) outputs") }
+        let px = UnsafePointer(x.pointer)
+        forRowBlocks(rows, columns: inFeatures) { a, r0, count in
+            a.fill(from: px + r0 * inFeatures, rows: count, sourceStride: inFeatures)
+            product(a.storage.pointer, lda: a.rowStride, rows: count, weight: weight, bias: bias,
+                    into: out.pointer + r0 * outFeatures, path: path)
+        }
+        return out
+    }
+
+    /// y = x W^T + b for x already in bfloat16 rows ([rows, in], e.g. from `gegluBFloat16`): `linear` without the
+    /// rounding pass. Returns [rows, out] float32.
+    public static func linear(_ x: BFloat16Rows, weight: BFloat16Panels, bias: Tensor?,
+                              path: BFloat16Path = BFloat16.path) -> Tensor {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.linear, profileStart) }
+        precondition(weight.k == x.columns, "linear: input [\(x.rows), \(x.columns)] does not fit bf16 weight [\(weight.k), \(weight.n)]")
+        let out = Tensor(uninitialized: [x.rows, weight.n])
+        let px = UnsafePointer(x.storage.pointer)
+        forRowBlocks(x.rows, columns: 0) { _, r0, count in
+            product(px + r0 * x.rowStride, lda: x.rowStride, rows: count, weight: weight, bias: bias,
+                    into: out.pointer + r0 * weight.n, path: path)
+        }
+        return out
+    }
+
+    /// The feed-forward's first half in bfloat16, GEGLU(x W^T + b) = h * gelu(g) with [h | g] = x W^T + b, returned
+    /// as bfloat16 rows [rows, out / 2] for the second linear layer (`linear(_: BFloat16Rows, ...)`). Each worker
+    /// keeps its block's float32 product (128 x out floats) in cache, applies GEGLU to it and rounds the result,
+    /// so the [rows, out] float32 product never goes to memory. The values are those of
+    /// `Activation.geglu(linear(x, ...))` rounded to bfloat16, exactly.
+    public static func gegluBFloat16(_ x: Tensor, weight: BFloat16Panels, bias: Tensor?,
+                                     path: BFloat16Path = BFloat16.path) -> BFloat16Rows {
+        let profileStart = Profiler.begin()
+        defer { Profiler.end(.linear, profileStart) }
+        let inFeatures = x.shape.last ?? 0, twoD = weight.n, d = twoD / 2
+        precondition(weight.k == inFeatures && twoD % 2 == 0,
+                     "geglu: input \(x.shape) does not fit bf16 weight [\(weight.k), \(weight.n)] (even output needed)")
+        let rows = x.count / max(inFeatures, 1)
+        let out = BFloat16Rows(rows: rows, columns: d)
+        let px = UnsafePointer(x.pointer), po = out.storage.pointer, outStride = out.rowStride
+        forRowBlocks(rows, columns: inFeatures, product: twoD) { a, r0, count, scratch in
+            a.fill(from: px + r0 * inFeatures, rows: count, sourceStride: inFeatures)
+            product(a.storage.pointer, lda: a.rowStride, rows: count, weight: weight, bias: bias, into: scratch, path: path)
+            for r in 0 ..< count {  // h = h * gelu(g) in place, as Activation.geglu computes it
+                let hidden = scratch + r * twoD, gate = hidden + d
+                for j in 0 ..< d { hidden[j] = hidden[j] * Activation.gelu(gate[j]) }
+            }
+            anysize_bf16_pack_rows(scratch, twoD, count, d, po + r0 * outStride, outStride)
+        }
+        return out
+    }
+
+    /// c [rows, n] (row stride n) = bias + A W^T for bfloat16 rows A (lda) and W^T as panels [k, n].
+    static func product(_ a: UnsafePointer<UInt16>, lda: Int, rows: Int, weight: BFloat16Panels, bias: Tensor?,
+                        into c: UnsafeMutablePointer<Float>, path: BFloat16Path) {
+        let n = weight.n
+        if let bias {
+            precondition(bias.count == n, "linear: bias \(bias.shape) for \(n) outputs")
+            for r in 0 ..< rows { (c + r * n).update(from: bias.pointer, count: n) }
+        }
+        BFloat16MatMul.gemm(m: rows, n: n, k: weight.k, a: a, lda: lda, b: weight.storage.pointer, c: c, ldc: n,
+                            accumulate: bias != nil, path: path)
+    }
+
+    /// Runs `body(a, r0, count)` for the linear layers' row blocks (at most 128 rows, a multiple of 8, spread
+    /// over the workers), with each worker's bfloat16 rows `a` for a block of `columns` inputs.
+    static func forRowBlocks(_ rows: Int, columns: Int, _ body: (BFloat16Rows, Int, Int) -> Void) {
+        forRowBlocks(rows, columns: columns, product: 0) { a, r0, count, _ in body(a, r0, count) }
+    }
+
+    /// `forRowBlocks` with a per-worker float32 scratch of block x `product` values for the block's product.
+    static func forRowBlocks(_ rows: Int, columns: Int, product: Int,
+                             _ body: (BFloat16Rows, Int, Int, UnsafeMutablePointer<Float>) -> Void) {
         let workers = Parallel.threadCount
         let block = max(8, min(128, (rows + workers - 1) / workers + 7) / 8 * 8)
         let blocks = (rows + block - 1) / block
-        let px = UnsafePointer(x.pointer), po = out.pointer, pb = bias.map { UnsafePointer($0.pointer) }
-        let pw = UnsafePointer(weight.storage.pointer)
         withSingleThreadedBLAS {  // the widened path's sgemm, one per worker
             Parallel.forRanges(blocks) { range in
-                let a = BFloat16Rows(rows: block, columns: inFeatures)
+                let a = BFloat16Rows(rows: block, columns: columns)
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, block * product))
+                defer { scratch.deallocate() }
                 for job in range {
-                    let r0 = job * block, count = min(block, rows - r0)
-                    let c = po + r0 * outFeatures
-                    if let pb { for r in 0 ..< count { (c + r * outFeatures).update(from: pb, count: outFeatures) } }
-                    a.fill(from: px + r0 * inFeatures, rows: count, sourceStride: inFeatures)
-                    BFloat16MatMul.gemm(m: count, n: outFeatures, k: inFeatures, a: a.storage.pointer, lda: a.rowStride,
-                                        b: pw, c: c, ldc: outFeatures, accumulate: pb != nil, path: path)
+                    let r0 = job * block
+                    body(a, r0, min(block, rows - r0), scratch)
                 }
             }
         }
-        return out
     }
 }
 

@@ -55,6 +55,36 @@ final class BFloat16LayerTests: XCTestCase {
         }
     }
 
+    /// The feed-forward's fused first half (`gegluBFloat16`) gives exactly `Activation.geglu(linear(...))` rounded
+    /// to bfloat16, and the linear layer on bfloat16 rows exactly `linear` on the same (already rounded) values,
+    /// for row counts across several row blocks, with and without bias, on both paths.
+    func testFusedGEGLUAndRowsInputMatchUnfused() {
+        var rng = TestRandom(seed: 29)
+        for (rows, inputs, hidden) in [(1, 8, 6), (37, 40, 48), (301, 64, 80)] {
+            let x = rng.tensor([rows, inputs], -2, 2), w = rng.tensor([2 * hidden, inputs]), b = rng.tensor([2 * hidden])
+            let w2 = rng.tensor([inputs, hidden]), b2 = rng.tensor([inputs])
+            let first = BFloat16Panels(w.pointer, k: inputs, n: 2 * hidden, kStride: 1, nStride: inputs)
+            let second = BFloat16Panels(w2.pointer, k: hidden, n: inputs, kStride: 1, nStride: hidden)
+            for path in paths {
+                for withBias in [true, false] {
+                    let label = "\(path.rawValue) \(rows)x\(inputs)->\(hidden) bias \(withBias)"
+                    let fused = MatMul.gegluBFloat16(x, weight: first, bias: withBias ? b : nil, path: path)
+                    XCTAssertEqual([fused.rows, fused.columns], [rows, hidden], label)
+                    let unfused = Activation.geglu(MatMul.linear(x, weight: first, bias: withBias ? b : nil, path: path))
+                    let rounded = unfused.scalars.map(BFloat16.rounded)
+                    XCTAssertEqual(fused.widened().scalars, rounded, "geglu \(label)")
+                    XCTAssertNotEqual(rounded.filter { $0 != 0 }.count, 0, label)
+
+                    let y = MatMul.linear(fused, weight: second, bias: withBias ? b2 : nil, path: path)
+                    let expected = MatMul.linear(Tensor(shape: [rows, hidden], values: rounded), weight: second,
+                                                 bias: withBias ? b2 : nil, path: path)
+                    XCTAssertEqual(y.shape, [rows, inputs], label)
+                    XCTAssertEqual(y.scalars, expected.scalars, "linear on bfloat16 rows \(label)")
+                }
+            }
+        }
+    }
+
     func testConvolution() {
         var rng = TestRandom(seed: 22)
         // (batch, in, out, size, kernel, stride, padding, dilation): odd depths (5 * 9), strides, 1x1, dilation.

@@ -54,7 +54,15 @@ struct BasicTransformerBlock {
             let rowsOf = x.pointer + start * channels
             let chunk = Tensor(uninitialized: [rows, channels])
             chunk.pointer.update(from: rowsOf, count: rows * channels)
-            let f = ffOut(Activation.geglu(ffIn(norm3(chunk))))                           // [rows, C]
+            let f: Tensor                                                                  // [rows, C]
+            if case .bfloat16(let inWeight) = ffIn.storedWeight, case .bfloat16(let outWeight) = ffOut.storedWeight {
+                // bf16: GEGLU applied to each worker's block of the first product and rounded there (the same
+                // values as geglu(ffIn(...)) rounded by ffOut, without the [rows, 8C] float32 product in memory)
+                let hidden = MatMul.gegluBFloat16(norm3(chunk), weight: inWeight, bias: ffIn.bias)
+                f = MatMul.linear(hidden, weight: outWeight, bias: ffOut.bias)
+            } else {
+                f = ffOut(Activation.geglu(ffIn(norm3(chunk))))
+            }
             for i in 0 ..< rows * channels { rowsOf[i] += f.pointer[i] }
             start += rows
         }

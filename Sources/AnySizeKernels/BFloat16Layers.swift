@@ -113,10 +113,10 @@ extension MatMul {
 /// bfloat16 panels on the worker that multiplies them, in one pass from the image
 /// (`anysize_bf16_pack_im2col`; 1x1 stride-1 layers pack the input pixels directly).
 ///
-/// 3x3 stride-1 padding-1 layers with at least 48 input channels on large grids (`winogradTiles`) run
+/// 3x3 stride-1 padding-1 layers with at least 48 input channels and at least `winogradTiles` output tiles run
 /// `BFloat16WinogradConvolution` instead: Winograd F(2x2, 3x3) with bfloat16 products, 2.25x fewer multiply-adds
-/// (docs/PERFORMANCE.md, "bf16": 2.1-2.5x faster than im2col on the UNet's 64x64 and 32x32 levels, equal on
-/// the 16x16 level, slower below, where transforming the weights on every call dominates).
+/// (docs/PERFORMANCE.md, "bf16": 0.45-0.80x of im2col's time per layer from the 64x64 level down to the 8x8
+/// level at batch 2, 32 tiles; slower below, where transforming the weights on every call dominates).
 /// A float32 layer given to this algorithm runs `AutomaticConvolution`.
 public struct BFloat16Convolution: ConvolutionAlgorithm {
     /// Output pixels per packed band: 2 x 512 x k*k*I bytes of panels (L2-sized at SD's channel counts).
@@ -133,8 +133,8 @@ public struct BFloat16Convolution: ConvolutionAlgorithm {
         self.winogradTiles = winogradTiles
     }
 
-    /// 256 tiles (the UNet's 32x32 level at batch 1 and up; the 16x16 level at batch 2, 128 tiles, stays on
-    /// im2col: as fast there and more accurate), or the environment's `ANYSIZE_BF16_WINOGRAD_TILES`.
+    /// 32 tiles (the UNet's 8x8 level at batch 2 and every larger grid; 16 tiles, the 8x8 level at batch 1, stay
+    /// on im2col, slightly faster there: 0.011 s against 0.012 s), or the environment's `ANYSIZE_BF16_WINOGRAD_TILES`.
     public static let defaultWinogradTiles: Int? = {
         guard let value = ProcessInfo.processInfo.environment["ANYSIZE_BF16_WINOGRAD_TILES"] else { return 32 }
         return Int(value)

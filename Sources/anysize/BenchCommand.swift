@@ -43,10 +43,7 @@ struct BenchCommand: ParsableCommand {
         try options.validate()
         try options.checkMemory(model: try ModelFootprint.read(path: model))
         let checkpoint = try StableDiffusionCheckpoint.load(path: model)
-        if accuracy {
-            guard part != .sample else {
-                throw AnySizeError(.invalidArgument, "--accuracy compares single calls; use it with --component unet, vae-decode or text-encoder")
-            }
+        if accuracy {  // (sample is refused by Benchmark.precisionComparison, before any model is built)
             print(try Benchmark.precisionComparison(checkpoint: checkpoint, options: options).jsonLine(options: options))
             return
         }
